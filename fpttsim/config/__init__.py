@@ -1,0 +1,42 @@
+"""Scenarios and hardware profiles: YAML files validated into frozen models."""
+
+from fpttsim.config.loader import (
+    find_shipped,
+    load_profile,
+    load_scenario,
+    parse_overrides,
+    shipped_profiles,
+    shipped_scenarios,
+)
+from fpttsim.config.profile import ArithmeticConfig, Profile
+from fpttsim.config.scenario import (
+    AddingTask,
+    CopyTask,
+    GradcheckConfig,
+    LearningConfig,
+    ModelConfig,
+    Scenario,
+    SineTask,
+    TaskConfig,
+    TrainingConfig,
+)
+
+__all__ = [
+    "AddingTask",
+    "ArithmeticConfig",
+    "CopyTask",
+    "GradcheckConfig",
+    "LearningConfig",
+    "ModelConfig",
+    "Profile",
+    "Scenario",
+    "SineTask",
+    "TaskConfig",
+    "TrainingConfig",
+    "find_shipped",
+    "load_profile",
+    "load_scenario",
+    "parse_overrides",
+    "shipped_profiles",
+    "shipped_scenarios",
+]

@@ -1,0 +1,420 @@
+"""The scenario schema: what to learn, with which model, algorithm and budget.
+
+Every section is a frozen pydantic model that forbids unknown keys. Integer
+fields are strict (``3.7`` or ``"3"`` is an error, not a silent conversion);
+float fields accept integers.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+if TYPE_CHECKING:
+    from fpttsim.config.profile import Profile
+
+# Error type of the cross-field checks below. Pydantic reports a model-level
+# check at the model's location; the ``key`` in the context names the field
+# the message is about, so that the error points at that field's line.
+RELATION_ERROR = "fpttsim_relation"
+
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def relation_error(key: str, message: str) -> PydanticCustomError:
+    """Build the error of a check that involves several fields.
+
+    Parameters
+    ----------
+    key
+        Dotted path of the field to blame, relative to the model that checks.
+    message
+        Full-sentence message naming the constraint and the values received.
+
+    Returns
+    -------
+    PydanticCustomError
+        An error of type :data:`RELATION_ERROR` whose context holds ``key``.
+    """
+    # The message is passed as a template: braces would be read as fields.
+    template = message.replace("{", "(").replace("}", ")")
+    return PydanticCustomError(RELATION_ERROR, template, {"key": key})
+
+
+def _check_name(value: str) -> str:
+    if not _NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"expected a name made of letters, digits, '.', '_' and '-' only, "
+            f"got {value!r}. The name is used in file names, so it cannot hold "
+            "spaces or slashes."
+        )
+    return value
+
+
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Text = Annotated[str, Strict()]
+Name = Annotated[str, Strict(), AfterValidator(_check_name)]
+
+_SECTION = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class CopyTask(BaseModel):
+    """Copy task: remember a few symbols, wait, then recall them in order.
+
+    Parameters
+    ----------
+    kind
+        Always ``"copy"``.
+    length
+        Steps per window (T); at least ``2 * symbols + 1``.
+    symbols
+        How many symbols to remember.
+    alphabet
+        Number of distinct symbols.
+    """
+
+    model_config = _SECTION
+
+    kind: Literal["copy"]
+    length: Annotated[Int, Field(ge=1)]
+    symbols: Annotated[Int, Field(ge=1)] = 3
+    alphabet: Annotated[Int, Field(ge=2)] = 4
+
+    @model_validator(mode="after")
+    def _fits_in_window(self) -> CopyTask:
+        # The symbols are shown, a cue follows, then the symbols are recalled.
+        minimum = 2 * self.symbols + 1
+        if self.length < minimum:
+            raise relation_error(
+                "length",
+                f"expected a length of at least 2 * symbols + 1 = {minimum} "
+                f"for {self.symbols} symbols, got {self.length}. Raise the "
+                "length or lower task.symbols.",
+            )
+        return self
+
+
+class AddingTask(BaseModel):
+    """Adding task: output the sum of the two marked values of a sequence.
+
+    Parameters
+    ----------
+    kind
+        Always ``"adding"``.
+    length
+        Steps per window (T).
+    """
+
+    model_config = _SECTION
+
+    kind: Literal["adding"]
+    length: Annotated[Int, Field(ge=2)]
+
+
+class SineTask(BaseModel):
+    """Sine task: predict a noisy sine wave ``horizon`` steps ahead.
+
+    Parameters
+    ----------
+    kind
+        Always ``"sine"``.
+    length
+        Steps per window (T).
+    noise
+        Standard deviation of the additive noise.
+    horizon
+        How many steps ahead to predict.
+    freq_min, freq_max
+        Range of the frequency in cycles per step; at most 0.5, the Nyquist
+        frequency of a signal sampled once per step.
+    """
+
+    model_config = _SECTION
+
+    kind: Literal["sine"]
+    length: Annotated[Int, Field(ge=1)]
+    noise: Annotated[Float, Field(ge=0)] = 0.05
+    horizon: Annotated[Int, Field(ge=1)] = 1
+    freq_min: Annotated[Float, Field(gt=0, le=0.5)] = 0.01
+    freq_max: Annotated[Float, Field(gt=0, le=0.5)] = 0.1
+
+    @model_validator(mode="after")
+    def _ordered_frequencies(self) -> SineTask:
+        if self.freq_min > self.freq_max:
+            raise relation_error(
+                "freq_min",
+                f"expected freq_min <= freq_max, got freq_min = {self.freq_min} "
+                f"and freq_max = {self.freq_max}.",
+            )
+        return self
+
+
+TaskConfig = Annotated[
+    Union[CopyTask, AddingTask, SineTask], Field(discriminator="kind")
+]
+"""A task section; ``kind`` selects :class:`CopyTask`, :class:`AddingTask` or
+:class:`SineTask`."""
+
+
+class ModelConfig(BaseModel):
+    """The recurrent network.
+
+    Parameters
+    ----------
+    cell
+        Recurrent cell type.
+    layers
+        Number of recurrent layers.
+    hidden
+        State size N of each cell.
+    width
+        Width of the signals between layers; None means ``hidden``.
+    mlp_hidden
+        Hidden size of each layer's MLP; None means ``2 * width``.
+    r_min, r_max
+        Range of the eigenvalue moduli at initialisation,
+        ``0 < r_min <= r_max < 1``.
+    max_phase
+        Range of the eigenvalue phases at initialisation, in ``(0, 2 pi]``.
+    """
+
+    model_config = _SECTION
+
+    cell: Literal["lru", "diagonal", "rnn", "gru"] = "lru"
+    layers: Annotated[Int, Field(ge=1)] = 1
+    hidden: Annotated[Int, Field(ge=1)] = 32
+    width: Annotated[Int, Field(ge=1)] | None = None
+    mlp_hidden: Annotated[Int, Field(ge=1)] | None = None
+    r_min: Annotated[Float, Field(gt=0, lt=1)] = 0.9
+    r_max: Annotated[Float, Field(gt=0, lt=1)] = 0.999
+    max_phase: Annotated[Float, Field(gt=0, le=2 * math.pi)] = 2 * math.pi
+
+    @model_validator(mode="after")
+    def _ordered_radii(self) -> ModelConfig:
+        if self.r_min > self.r_max:
+            raise relation_error(
+                "r_min",
+                f"expected r_min <= r_max, got r_min = {self.r_min} and "
+                f"r_max = {self.r_max}.",
+            )
+        return self
+
+    def resolved_width(self) -> int:
+        """Return the width between layers: ``width``, or ``hidden`` when unset.
+
+        Returns
+        -------
+        int
+            The width.
+        """
+        return self.hidden if self.width is None else self.width
+
+    def resolved_mlp_hidden(self) -> int:
+        """Return the MLP hidden size: ``mlp_hidden``, or twice the width.
+
+        Returns
+        -------
+        int
+            The MLP hidden size.
+        """
+        if self.mlp_hidden is None:
+            return 2 * self.resolved_width()
+        return self.mlp_hidden
+
+
+class LearningConfig(BaseModel):
+    """The learning algorithm and optimiser.
+
+    Parameters
+    ----------
+    algorithm
+        Gradient algorithm.
+    optimizer
+        Parameter update rule.
+    lr
+        Learning rate.
+    passes
+        FPTT passes over the window; None means ``model.layers + 1``.
+    clip
+        Global gradient-norm clipping threshold; None disables clipping.
+    weight_decay
+        Decoupled weight decay.
+    rtrl_max_bytes
+        RTRL refuses to run when its sensitivity matrix would exceed this.
+    """
+
+    model_config = _SECTION
+
+    algorithm: Literal["fptt", "bptt", "spatial", "rtrl"] = "fptt"
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: Annotated[Float, Field(gt=0)] = 1.0e-3
+    passes: Annotated[Int, Field(ge=1)] | None = None
+    clip: Annotated[Float, Field(gt=0)] | None = None
+    weight_decay: Annotated[Float, Field(ge=0)] = 0.0
+    rtrl_max_bytes: Annotated[Int, Field(ge=1)] = 1_000_000_000
+
+    def resolved_passes(self, layers: int) -> int:
+        """Return the number of FPTT passes: ``passes``, or ``layers + 1``.
+
+        Parameters
+        ----------
+        layers
+            The model's number of layers.
+
+        Returns
+        -------
+        int
+            The number of passes.
+        """
+        return layers + 1 if self.passes is None else self.passes
+
+
+class TrainingConfig(BaseModel):
+    """How long to train and how often to log.
+
+    Parameters
+    ----------
+    steps
+        Number of windows to train on.
+    log_every
+        Log the metrics every this many steps.
+    batch
+        Windows per parameter update.
+    """
+
+    model_config = _SECTION
+
+    steps: Annotated[Int, Field(ge=1)] = 2000
+    log_every: Annotated[Int, Field(ge=1)] = 20
+    batch: Annotated[Int, Field(ge=1)] = 1
+
+
+class GradcheckConfig(BaseModel):
+    """The finite-difference gradient check.
+
+    Parameters
+    ----------
+    algorithms
+        Algorithms to check; None means all that apply.
+    directions
+        Number of random directions for the finite-difference check.
+    epsilon
+        Finite-difference step.
+    """
+
+    model_config = _SECTION
+
+    algorithms: (
+        Annotated[
+            tuple[Literal["fptt", "spatial", "rtrl", "bptt"], ...],
+            Field(min_length=1),
+        ]
+        | None
+    ) = None
+    directions: Annotated[Int, Field(ge=1)] = 4
+    epsilon: Annotated[Float, Field(gt=0)] = 1.0e-5
+
+
+class Scenario(BaseModel):
+    """A complete scenario: task, model, learning, training and gradient check.
+
+    Parameters
+    ----------
+    name
+        Letters, digits, ``.``, ``_`` and ``-`` only.
+    seed
+        Seed of every random draw.
+    profile
+        Shipped hardware profile name, or a path to a profile file; a relative
+        path is relative to the scenario file's folder.
+    description
+        Free text.
+    task, model, learning, training, gradcheck
+        The sections.
+
+    Notes
+    -----
+    Two scenarios are equal when their fields are equal, wherever they were
+    loaded from.
+    """
+
+    model_config = _SECTION
+
+    name: Name
+    seed: Annotated[Int, Field(ge=0)] = 0
+    profile: Annotated[Text, Field(min_length=1)] = "fp64-reference"
+    description: Text = ""
+    task: TaskConfig
+    model: ModelConfig
+    learning: LearningConfig = LearningConfig()
+    training: TrainingConfig = TrainingConfig()
+    gradcheck: GradcheckConfig = GradcheckConfig()
+
+    # Where the scenario came from, set by the loader; not part of the data.
+    _origin: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _passes_fit_layers(self) -> Scenario:
+        passes = self.learning.passes
+        if passes is not None and passes > self.model.layers + 1:
+            raise relation_error(
+                "learning.passes",
+                f"expected at most model.layers + 1 = {self.model.layers + 1} "
+                f"FPTT passes, got {passes}.",
+            )
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        # Equality is about content: the same scenario read from two files is
+        # the same scenario, so the private origin is left out.
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        # Defining __eq__ removes the hash pydantic gives frozen models; this
+        # one agrees with __eq__ by hashing the field values only.
+        return hash((type(self), tuple(self.__dict__.values())))
+
+    @property
+    def source(self) -> str | None:
+        """The file the scenario was loaded from, or None if built in code."""
+        return None if self._origin is None else self._origin.file
+
+    def resolve_profile(self) -> Profile:
+        """Load the hardware profile this scenario names.
+
+        A relative path is resolved against the folder of the scenario file
+        (the working directory when the scenario was not loaded from a file).
+
+        Returns
+        -------
+        Profile
+            The validated profile.
+
+        Raises
+        ------
+        ConfigError
+            When the profile cannot be found (naming this scenario's file and
+            the line of its ``profile`` key) or is not valid (naming the
+            profile's file).
+        """
+        # Imported here because the loader imports this module.
+        from fpttsim.config.loader import load_profile_for
+
+        base = None if self.source is None else Path(self.source).parent
+        return load_profile_for(self.profile, base, self._origin)

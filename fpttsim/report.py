@@ -1,0 +1,327 @@
+"""A training run's outputs: result JSON, metrics CSV, learning curve, versions.
+
+Every file is written atomically: the bytes go to a temporary file in the
+destination folder, which then replaces the destination in one step. A run
+interrupted at any point leaves either the previous file or the new one, never
+a truncated one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import secrets
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "plot_learning_curve",
+    "versions",
+    "write_metrics_csv",
+    "write_result_json",
+]
+
+RESULT_JSON = "result.json"
+METRICS_CSV = "metrics.csv"
+LEARNING_CURVE_PNG = "learning_curve.png"
+
+# Report key -> distribution name, for the packages whose versions make a run
+# reproducible.
+_DISTRIBUTIONS = {
+    "numpy": "numpy",
+    "numba": "numba",
+    "pydantic": "pydantic",
+    "yaml": "PyYAML",
+    "matplotlib": "matplotlib",
+    "fpttsim": "fpttsim",
+    "lava-nc": "lava-nc",
+}
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder as the destination: os.replace is atomic only within one
+    # file system.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # os.open with mode 0o666 lets the umask decide the permissions, as for an
+    # ordinary open(); tempfile would make the result private to the user.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            # Without fsync a power cut after the rename can leave an empty file.
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _to_json(value: Any, where: str) -> Any:
+    """Return ``value`` with numpy types and non-finite floats made JSON-safe."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if isinstance(key, (np.integer, int)) and not isinstance(key, bool):
+                key = str(int(key))
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"result{where}: keys must be strings, got {key!r} "
+                    f"({type(key).__name__})"
+                )
+            out[key] = _to_json(item, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_to_json(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(
+        f"result{where}: cannot write a {type(value).__name__} to JSON; "
+        "convert it to a number, string, list or mapping first"
+    )
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy types made plain and non-finite floats as strings.
+
+    The same conversion :func:`write_result_json` applies, for printing.
+    """
+    return _to_json(value, "")
+
+
+def write_parameters(out_dir: Path, theta: np.ndarray) -> Path:
+    """Write the flat parameter vector to ``out_dir / "parameters.npz"``."""
+    buffer = io.BytesIO()
+    np.savez(buffer, theta=np.asarray(theta, dtype=np.float64))
+    path = Path(out_dir) / "parameters.npz"
+    _write_atomic(path, buffer.getvalue())
+    return path
+
+
+def write_result_json(out_dir: Path, result: Mapping[str, Any]) -> Path:
+    """Write a run's result to ``out_dir / "result.json"``.
+
+    Numpy scalars and arrays become JSON numbers and lists, paths become
+    strings. Non-finite floats become the strings ``"nan"``, ``"inf"`` and
+    ``"-inf"`` so that the file stays strict JSON. Keys keep their order.
+
+    Parameters
+    ----------
+    out_dir
+        Folder to write into; created with its parents if missing.
+    result
+        Mapping with string keys (integer keys are turned into strings).
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    TypeError
+        When a value has no JSON form; the message gives its key path.
+    """
+    path = Path(out_dir) / RESULT_JSON
+    text = json.dumps(_to_json(result, ""), indent=2, allow_nan=False)
+    _write_atomic(path, (text + "\n").encode("utf-8"))
+    return path
+
+
+def versions() -> dict[str, str]:
+    """Return the versions of Python, the platform and the packages a run uses.
+
+    Returns
+    -------
+    dict of str to str
+        Keys ``python``, ``numpy``, ``numba``, ``pydantic``, ``yaml``,
+        ``matplotlib``, ``fpttsim``, ``lava-nc`` and ``platform``; a package
+        that is not installed has the value ``"not installed"``.
+    """
+    found = {"python": platform.python_version()}
+    # Installed metadata rather than imports: importing numba or lava only to
+    # read a version would cost seconds.
+    for key, dist in _DISTRIBUTIONS.items():
+        try:
+            found[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[key] = "not installed"
+    found["platform"] = platform.platform()
+    return found
+
+
+def _csv_cell(value: Any, column: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # repr is the shortest string that reads back to the same float.
+        return repr(value)
+    if isinstance(value, str):
+        return value
+    raise TypeError(
+        f"metrics column {column!r}: expected a number, string or None, "
+        f"got {value!r} ({type(value).__name__})"
+    )
+
+
+def write_metrics_csv(out_dir: Path, rows: Sequence[Mapping[str, float | int]]) -> Path:
+    """Write logged metrics to ``out_dir / "metrics.csv"``, one row per entry.
+
+    The header is the union of the rows' keys in the order first seen. A key
+    missing from a row (or set to ``None``) gives an empty cell. Floats are
+    written with :func:`repr`, so they read back exactly; ``nan`` and ``inf``
+    are written as such, booleans as 1 and 0. With no rows the file is empty.
+
+    Parameters
+    ----------
+    out_dir
+        Folder to write into; created with its parents if missing.
+    rows
+        One mapping per logged step, e.g. ``{"step": 100, "loss": 0.41}``.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    TypeError
+        When a value is not a number, string or ``None``.
+    """
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buf = io.StringIO()
+    if columns:
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(_csv_cell(row.get(c), c) for c in columns)
+    path = Path(out_dir) / METRICS_CSV
+    _write_atomic(path, buf.getvalue().encode("utf-8"))
+    return path
+
+
+def _series(rows: Sequence[Mapping[str, Any]], x: str, y: str) -> tuple[list, list]:
+    """Return the (x, y) pairs of the rows where both are finite numbers."""
+    xs, ys = [], []
+    for row in rows:
+        a, b = row.get(x), row.get(y)
+        if a is None or b is None:
+            continue
+        a, b = float(a), float(b)
+        if math.isfinite(a) and math.isfinite(b):
+            xs.append(a)
+            ys.append(b)
+    return xs, ys
+
+
+def plot_learning_curve(
+    out_dir: Path,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str,
+    x: str = "step",
+    y: str | Sequence[str] = ("loss",),
+    secondary: str | None = None,
+) -> Path:
+    """Plot metrics against steps to ``out_dir / "learning_curve.png"``.
+
+    The ``y`` metrics share the left axis, logarithmic when every plotted value
+    is positive; ``secondary`` (an accuracy, say) gets its own axis on the
+    right. Rows lacking a metric, or holding a non-finite value, are skipped
+    for that metric. The figure is drawn with Agg outside pyplot, so pyplot's
+    figures and backend are left as they were.
+
+    Parameters
+    ----------
+    out_dir
+        Folder to write into; created with its parents if missing.
+    rows
+        Logged metrics, as for :func:`write_metrics_csv`.
+    title
+        Figure title.
+    x
+        Key of the horizontal axis.
+    y
+        Key or keys plotted on the left axis.
+    secondary
+        Key plotted on the right axis, if any.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    # Imported here: matplotlib takes a noticeable time to load and only this
+    # function needs it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    keys = (y,) if isinstance(y, str) else tuple(y)
+    fig = Figure(figsize=(7.0, 4.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+
+    plotted: list[float] = []
+    for key in keys:
+        xs, ys = _series(rows, x, key)
+        ax.plot(xs, ys, label=key)
+        plotted += ys
+    if plotted and min(plotted) > 0:
+        ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(", ".join(keys))
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+
+    lines, labels = ax.get_legend_handles_labels()
+    top = ax
+    if secondary is not None:
+        twin = ax.twinx()
+        xs, ys = _series(rows, x, secondary)
+        # Colour after the left axis's lines, so no two curves share one.
+        twin.plot(xs, ys, color=f"C{len(keys)}", linestyle="--", label=secondary)
+        twin.set_ylabel(secondary)
+        more_lines, more_labels = twin.get_legend_handles_labels()
+        lines += more_lines
+        labels += more_labels
+        # The twin axis is drawn over the first one; a legend on the first
+        # would be crossed by the secondary curve.
+        top = twin
+    top.legend(lines, labels, loc="best")
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    fig.clear()
+    path = Path(out_dir) / LEARNING_CURVE_PNG
+    _write_atomic(path, buf.getvalue())
+    return path

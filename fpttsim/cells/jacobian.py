@@ -1,0 +1,181 @@
+r"""Operations on a recurrent Jacobian ``J`` and the Jacobian product ``P``.
+
+Three kinds of Jacobian, each held as a flat float64 array:
+
+``COMPLEX_DIAGONAL`` (LRU)
+    ``[Re lam, Im lam]``, size ``2N``; the state is ``[Re h, Im h]`` and
+    ``J^T`` acts as multiplication by ``conj(lam)``.
+``REAL_DIAGONAL``
+    ``lam``, size ``N``.
+``DENSE``
+    ``J`` row-major, size ``N*N``, ``jac[i*N + j] = df_i/dh_j``.
+
+The product ``P = J_0^T J_1^T ... J_{t-1}^T`` has the same kind and size as
+``J``: a diagonal product stays diagonal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fpttsim.numerics import kernel
+
+COMPLEX_DIAGONAL = 0
+REAL_DIAGONAL = 1
+DENSE = 2
+
+
+@kernel
+def prod_init(kind, jac_prod):
+    """``P = I``."""
+    jac_prod[:] = 0.0
+    if kind == COMPLEX_DIAGONAL:
+        jac_prod[: jac_prod.shape[0] // 2] = 1.0
+    elif kind == REAL_DIAGONAL:
+        jac_prod[:] = 1.0
+    else:
+        n = int(np.sqrt(jac_prod.shape[0]) + 0.5)
+        for k in range(n):
+            jac_prod[k * n + k] = 1.0
+
+
+@kernel
+def prod_update(kind, jac_prod, jac, work):
+    """``P <- P J^T``; ``work`` is scratch of the size of ``P``."""
+    if kind == COMPLEX_DIAGONAL:
+        n = jac.shape[0] // 2
+        for k in range(n):
+            pr = jac_prod[k]
+            pi = jac_prod[n + k]
+            lr = jac[k]
+            li = jac[n + k]
+            jac_prod[k] = pr * lr + pi * li
+            jac_prod[n + k] = pi * lr - pr * li
+    elif kind == REAL_DIAGONAL:
+        for k in range(jac.shape[0]):
+            jac_prod[k] *= jac[k]
+    else:
+        n = int(np.sqrt(jac.shape[0]) + 0.5)
+        work[:] = 0.0
+        # (P J^T)[i, j] = sum_k P[i, k] J[j, k], summed in order k
+        for i in range(n):
+            for k in range(n):
+                p = jac_prod[i * n + k]
+                for j in range(n):
+                    work[i * n + j] += p * jac[j * n + k]
+        jac_prod[:] = work
+
+
+@kernel
+def prod_apply(kind, jac_prod, x, out):
+    """``out = P x``."""
+    if kind == COMPLEX_DIAGONAL:
+        n = x.shape[0] // 2
+        for k in range(n):
+            pr = jac_prod[k]
+            pi = jac_prod[n + k]
+            out[k] = pr * x[k] - pi * x[n + k]
+            out[n + k] = pr * x[n + k] + pi * x[k]
+    elif kind == REAL_DIAGONAL:
+        for k in range(x.shape[0]):
+            out[k] = jac_prod[k] * x[k]
+    else:
+        n = x.shape[0]
+        out[:] = 0.0
+        for k in range(n):
+            for i in range(n):
+                out[i] += jac_prod[i * n + k] * x[k]
+
+
+@kernel
+def mul(kind, jac, x, out):
+    """``out = J x`` (forward sensitivities, RTRL)."""
+    if kind == COMPLEX_DIAGONAL:
+        n = x.shape[0] // 2
+        for k in range(n):
+            lr = jac[k]
+            li = jac[n + k]
+            out[k] = lr * x[k] - li * x[n + k]
+            out[n + k] = lr * x[n + k] + li * x[k]
+    elif kind == REAL_DIAGONAL:
+        for k in range(x.shape[0]):
+            out[k] = jac[k] * x[k]
+    else:
+        n = x.shape[0]
+        out[:] = 0.0
+        for k in range(n):
+            for i in range(n):
+                out[i] += jac[i * n + k] * x[k]
+
+
+@kernel
+def solve_transpose(kind, jac, x, out, lu):
+    """``out = J^{-T} x``; False (and ``out`` undefined) when ``J`` is singular.
+
+    Dense Jacobians are factorised with partial pivoting in ``lu`` (scratch of
+    size ``N*N``); a zero pivot means ``J`` is singular.
+    """
+    if kind == COMPLEX_DIAGONAL:
+        n = x.shape[0] // 2
+        for k in range(n):
+            lr = jac[k]
+            li = jac[n + k]
+            m2 = lr * lr + li * li
+            if m2 == 0.0:
+                return False
+            # x / conj(lam) = x lam / |lam|^2
+            xr = x[k]
+            xi = x[n + k]
+            out[k] = (xr * lr - xi * li) / m2
+            out[n + k] = (xr * li + xi * lr) / m2
+        return True
+    if kind == REAL_DIAGONAL:
+        for k in range(x.shape[0]):
+            if jac[k] == 0.0:
+                return False
+            out[k] = x[k] / jac[k]
+        return True
+    return _solve_dense_transpose(jac, x, out, lu)
+
+
+@kernel
+def _solve_dense_transpose(jac, x, out, lu):
+    n = x.shape[0]
+    for i in range(n):
+        for j in range(n):
+            lu[i * n + j] = jac[j * n + i]
+        out[i] = x[i]
+
+    # Gaussian elimination with partial pivoting on A = J^T
+    for c in range(n):
+        p = c
+        best = abs(lu[c * n + c])
+        for r in range(c + 1, n):
+            if abs(lu[r * n + c]) > best:
+                best = abs(lu[r * n + c])
+                p = r
+        if best == 0.0:
+            return False
+        if p != c:
+            for j in range(n):
+                tmp = lu[c * n + j]
+                lu[c * n + j] = lu[p * n + j]
+                lu[p * n + j] = tmp
+            tmp = out[c]
+            out[c] = out[p]
+            out[p] = tmp
+        pivot = lu[c * n + c]
+        for r in range(c + 1, n):
+            factor = lu[r * n + c] / pivot
+            if factor != 0.0:
+                for j in range(c + 1, n):
+                    lu[r * n + j] -= factor * lu[c * n + j]
+                out[r] -= factor * out[c]
+
+    # back substitution
+    for c in range(n - 1, -1, -1):
+        s = out[c]
+        for j in range(c + 1, n):
+            s -= lu[c * n + j] * out[j]
+        out[c] = s / lu[c * n + c]
+    return True

@@ -1,0 +1,155 @@
+r"""Linear recurrent unit (LRU): a complex diagonal recurrence.
+
+Orvieto et al., "Resurrecting recurrent neural networks for long sequences",
+ICML 2023. With ``N`` complex units and input ``v`` of size ``I``::
+
+    h_t = lam * h_{t-1} + gamma * (B v_t)
+    lam = exp(-exp(nu_log) + i exp(theta_log)),   gamma = exp(gamma_log)
+
+The state is held as ``2N`` real numbers, ``h = [Re h, Im h]``, so that every
+kernel of fpttsim works on real arrays (and reduced precision rounds real and
+imaginary parts alike). ``B`` is stored the same way, ``[Re B; Im B]`` with
+shape ``(2N, I)``. The error ``delta = dL/dh`` uses the same layout, which
+makes the complex transpose-Jacobian a multiplication by ``conj(lam)``::
+
+    J^T delta = conj(lam) * delta        J^{-T} x = x / conj(lam)
+
+Parameter layout in ``theta`` (flat, float64)::
+
+    nu_log (N) | theta_log (N) | gamma_log (N) | B (2N, I)
+
+``gamma`` is a parameter of its own, initialised to ``sqrt(1 - |lam|^2)`` as
+in the LRU paper, so that its gradient does not flow into ``nu_log``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fpttsim.numerics import kernel
+
+
+def parameter_shapes(n: int, i: int) -> list[tuple[str, tuple[int, ...]]]:
+    """Names and shapes of the cell's parameters, in storage order."""
+    return [
+        ("nu_log", (n,)),
+        ("theta_log", (n,)),
+        ("gamma_log", (n,)),
+        ("B", (2 * n, i)),
+    ]
+
+
+def state_size(n: int) -> int:
+    """Real numbers per state: real and imaginary parts."""
+    return 2 * n
+
+
+def initialise(
+    rng: np.random.Generator,
+    n: int,
+    i: int,
+    r_min: float,
+    r_max: float,
+    max_phase: float,
+) -> list[np.ndarray]:
+    """Ring initialisation: ``|lam|`` uniform on the ring ``[r_min, r_max]``.
+
+    The modulus is drawn so that ``lam`` is uniform in area on the ring, and the
+    phase uniform in ``[0, max_phase)``, both as in the LRU paper.
+    """
+    u1 = rng.uniform(size=n)
+    u2 = rng.uniform(size=n)
+    modulus = np.sqrt(u1 * (r_max**2 - r_min**2) + r_min**2)
+    nu_log = np.log(-np.log(modulus))
+    theta_log = np.log(max_phase * u2 + 1e-12)  # exp(theta_log) must be > 0
+    gamma_log = np.log(np.sqrt(1.0 - modulus**2))
+    b = rng.normal(size=(2 * n, i)) / math.sqrt(2 * i)
+    return [nu_log, theta_log, gamma_log, b]
+
+
+@kernel
+def _eigenvalue(theta, n, k):
+    modulus = math.exp(-math.exp(theta[k]))
+    angle = math.exp(theta[n + k])
+    return modulus * math.cos(angle), modulus * math.sin(angle)
+
+
+@kernel
+def _input_drive(theta, n, v, k):
+    """Real and imaginary parts of ``(B v)_k``, summed in input order."""
+    i = v.shape[0]
+    base = 3 * n
+    wr = 0.0
+    wi = 0.0
+    for j in range(i):
+        wr += theta[base + k * i + j] * v[j]
+        wi += theta[base + (n + k) * i + j] * v[j]
+    return wr, wi
+
+
+@kernel
+def step(theta, h_prev, v, h):
+    """``h = lam * h_prev + gamma * (B v)``."""
+    n = h.shape[0] // 2
+    for k in range(n):
+        lr, li = _eigenvalue(theta, n, k)
+        gamma = math.exp(theta[2 * n + k])
+        wr, wi = _input_drive(theta, n, v, k)
+        a = h_prev[k]
+        b = h_prev[n + k]
+        h[k] = lr * a - li * b + gamma * wr
+        h[n + k] = li * a + lr * b + gamma * wi
+
+
+@kernel
+def jacobian(theta, h_prev, v, h, jac):
+    """The diagonal Jacobian ``lam``, as ``[Re lam, Im lam]``."""
+    n = h.shape[0] // 2
+    for k in range(n):
+        lr, li = _eigenvalue(theta, n, k)
+        jac[k] = lr
+        jac[n + k] = li
+
+
+@kernel
+def vjp(theta, h_prev, v, h, d, d_prev, grad, dv, accumulate):
+    """Transpose-Jacobian products of one step at the error ``d = dL/dh``.
+
+    ``d_prev = J^T d = conj(lam) d``. When ``accumulate``:
+    ``grad += (df/dtheta)^T d`` and ``dv += (df/dv)^T d``. With the complex
+    gradient ``g_lam = d conj(h_prev)``, a real parameter ``s`` of ``lam`` gets
+    ``Re(g_lam conj(dlam/ds))``: ``dlam/dnu_log = -exp(nu_log) lam`` and
+    ``dlam/dtheta_log = i exp(theta_log) lam``.
+    """
+    n = h.shape[0] // 2
+    i = v.shape[0]
+    base = 3 * n
+    for k in range(n):
+        lr, li = _eigenvalue(theta, n, k)
+        da = d[k]
+        db = d[n + k]
+        d_prev[k] = lr * da + li * db
+        d_prev[n + k] = lr * db - li * da
+        if not accumulate:
+            continue
+
+        # the eigenvalue's parameters
+        a = h_prev[k]
+        b = h_prev[n + k]
+        g_re = da * a + db * b
+        g_im = db * a - da * b
+        grad[k] += -math.exp(theta[k]) * (g_re * lr + g_im * li)
+        grad[n + k] += math.exp(theta[n + k]) * (g_im * lr - g_re * li)
+
+        # the input scale and the input matrix
+        gamma = math.exp(theta[2 * n + k])
+        wr, wi = _input_drive(theta, n, v, k)
+        grad[2 * n + k] += gamma * (da * wr + db * wi)
+        for j in range(i):
+            grad[base + k * i + j] += gamma * da * v[j]
+            grad[base + (n + k) * i + j] += gamma * db * v[j]
+            dv[j] += gamma * (
+                theta[base + k * i + j] * da + theta[base + (n + k) * i + j] * db
+            )

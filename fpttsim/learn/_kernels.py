@@ -1,0 +1,171 @@
+r"""Compiled loops over one window, one layer at a time.
+
+Index convention, shared by every kernel here: ``v[t-1]`` is the layer's
+input at step ``t = 1..T``; ``h[t]`` its state (``h[0] = 0``); ``g[t]`` the
+instantaneous error ``dl_t/dh_t`` (``g[0] = 0``); ``dv[t-1]`` receives the
+error on ``v[t-1]``. Kernels return a status: 0 on success, or the step
+``t >= 1`` at which the recurrent Jacobian was singular.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fpttsim.cells import dispatch, jacobian
+from fpttsim.numerics import kernel
+
+
+@kernel
+def forward(cell, theta, v, h):
+    """``h[t] = f(h[t-1], v[t-1])`` for ``t = 1..T``; ``h[0]`` is left as is."""
+    for t in range(1, v.shape[0] + 1):
+        dispatch.step(cell, theta, h[t - 1], v[t - 1], h[t])
+
+
+@kernel
+def bptt(cell, theta, v, h, g, grad, dv, delta):
+    """Backpropagation through time, the oracle.
+
+    ``delta[T] = g[T]``, ``delta[t-1] = J_{t-1}^T delta[t] + g[t-1]``, with
+    ``grad += (df/dtheta)^T delta[t]`` at every step.
+    """
+    n_steps = v.shape[0]
+    d = g[n_steps].copy()
+    d_prev = np.empty_like(d)
+    for t in range(n_steps, 0, -1):
+        delta[t] = d
+        dispatch.vjp(
+            cell, theta, h[t - 1], v[t - 1], h[t], d, d_prev, grad, dv[t - 1], True
+        )
+        d = d_prev + g[t - 1]
+    delta[0] = d
+
+
+@kernel
+def spatial(cell, theta, v, h, g, grad, dv):
+    """Spatial backpropagation: ``delta[t] = g[t]``, no temporal credit."""
+    d_prev = np.empty(g.shape[1])
+    for t in range(1, v.shape[0] + 1):
+        dispatch.vjp(
+            cell, theta, h[t - 1], v[t - 1], h[t], g[t], d_prev, grad, dv[t - 1], True
+        )
+
+
+@kernel
+def _jac_size(kind, size):
+    if kind == jacobian.DENSE:
+        return size * size
+    return size
+
+
+@kernel
+def _scratch(kind, size):
+    """Buffers for ``J``, a product update, and a dense factorisation."""
+    n = _jac_size(kind, size)
+    lu = np.empty(size * size if kind == jacobian.DENSE else 0)
+    return np.empty(n), np.empty(n), lu
+
+
+@kernel
+def fptt_warmup(cell, theta, v, g, delta0, jac_prod):
+    r"""FPTT phase 1: run the error equation forward from zero.
+
+    ``d <- J_{t-1}^{-T} (d - g[t-1])`` and ``P <- P J_{t-1}^T`` for
+    ``t = 1..T``; then ``delta0 = P (g[T] - d)``. Returns ``(status, peak)``
+    with ``peak`` the largest ``|d|_2`` along the way.
+    """
+    kind = dispatch.jacobian_kind(cell)
+    n_steps = v.shape[0]
+    size = g.shape[1]
+    jac, work, lu = _scratch(kind, size)
+    h_prev = np.zeros(size)
+    h = np.empty(size)
+    d = np.zeros(size)
+    unit = np.empty(size)
+    row = np.empty(size)
+    jacobian.prod_init(kind, jac_prod)
+    peak = 0.0
+    for t in range(1, n_steps + 1):
+        dispatch.step(cell, theta, h_prev, v[t - 1], h)
+        dispatch.jacobian(cell, theta, h_prev, v[t - 1], h, jac, unit, row)
+        if not jacobian.solve_transpose(kind, jac, d - g[t - 1], d, lu):
+            return t, peak
+        jacobian.prod_update(kind, jac_prod, jac, work)
+        peak = max(peak, np.sqrt(np.sum(d * d)))
+        h_prev[:] = h
+    jacobian.prod_apply(kind, jac_prod, g[n_steps] - d, delta0)
+    return 0, peak
+
+
+@kernel
+def fptt_error_pass(cell, theta, v, g, delta0, grad, dv, residual):
+    r"""FPTT phase 2: errors and gradients, forward in time.
+
+    From ``d = delta0``: ``d <- J_{t-1}^{-T} (d - g[t-1])`` (now ``d = delta_t``)
+    and ``grad += (df/dtheta)^T d`` for ``t = 1..T``; ``residual = d - g[T]``,
+    zero in exact arithmetic. Returns ``(status, peak)`` as the warm-up does.
+    """
+    kind = dispatch.jacobian_kind(cell)
+    n_steps = v.shape[0]
+    size = g.shape[1]
+    jac, _, lu = _scratch(kind, size)
+    h_prev = np.zeros(size)
+    h = np.empty(size)
+    d = delta0.copy()
+    d_prev = np.empty(size)
+    unit = np.empty(size)
+    row = np.empty(size)
+    peak = np.sqrt(np.sum(d * d))
+    for t in range(1, n_steps + 1):
+        dispatch.step(cell, theta, h_prev, v[t - 1], h)
+        dispatch.jacobian(cell, theta, h_prev, v[t - 1], h, jac, unit, row)
+        if not jacobian.solve_transpose(kind, jac, d - g[t - 1], d, lu):
+            return t, peak
+        dispatch.vjp(cell, theta, h_prev, v[t - 1], h, d, d_prev, grad, dv[t - 1], True)
+        peak = max(peak, np.sqrt(np.sum(d * d)))
+        h_prev[:] = h
+    residual[:] = d - g[n_steps]
+    return 0, peak
+
+
+@kernel
+def rtrl(cell, theta, v, g, grad, sens):
+    r"""Real-time recurrent learning: forward sensitivities ``dh_t/dtheta``.
+
+    ``sens[m] = dh/dtheta_m`` (shape ``(M, S)``, zero on entry) follows
+    ``sens <- J_{t-1} sens + df/dtheta`` and ``grad += sens g[t]`` at every
+    step. Exact, at a memory of ``S M`` numbers.
+    """
+    kind = dispatch.jacobian_kind(cell)
+    n_steps = v.shape[0]
+    size = g.shape[1]
+    n_params = theta.shape[0]
+    jac = np.empty(_jac_size(kind, size))
+    h_prev = np.zeros(size)
+    h = np.empty(size)
+    unit = np.zeros(size)
+    row = np.empty(size)
+    moved = np.empty(size)
+    grad_row = np.empty(n_params)
+    dv_scratch = np.empty(v.shape[1])
+    for t in range(1, n_steps + 1):
+        dispatch.step(cell, theta, h_prev, v[t - 1], h)
+        dispatch.jacobian(cell, theta, h_prev, v[t - 1], h, jac, unit, row)
+        for m in range(n_params):
+            jacobian.mul(kind, jac, sens[m], moved)
+            sens[m] = moved
+
+        # df_s/dtheta is the parameter gradient of the unit error e_s
+        for s in range(size):
+            unit[s] = 1.0
+            grad_row[:] = 0.0
+            dispatch.vjp(
+                cell, theta, h_prev, v[t - 1], h, unit, row, grad_row, dv_scratch, True
+            )
+            unit[s] = 0.0
+            for m in range(n_params):
+                sens[m, s] += grad_row[m]
+
+        for m in range(n_params):
+            grad[m] += np.sum(sens[m] * g[t])
+        h_prev[:] = h

@@ -1,0 +1,275 @@
+r"""Loss and gradient of one window, by any algorithm, behind one interface.
+
+The network is simulated layer by layer over the whole window: all layers
+forward, the readout's errors, then from the top layer down each layer's
+temporal credit assignment and the errors it sends to the layer below. A
+device interleaves the same operations step by step over ``L + 1`` passes
+(../docs/architecture.md); every number each operation sees is the same, so
+the gradients are the device's.
+
+Algorithms, per layer (``delta_t`` the total error on the state)::
+
+    bptt     delta_T = g_T, delta_t = J_t^T delta_{t+1} + g_t     (the oracle)
+    spatial  delta_t = g_t                                        (no temporal credit)
+    fptt     warm-up pass, then delta_{t+1} = J_t^{-T} (delta_t - g_t) forward
+    rtrl     forward sensitivities dh_t/dtheta (one layer only)
+
+FPTT with ``passes`` below ``L + 1``: the top ``passes - 1`` layers get exact
+temporal credit; the layers below fall back to spatial errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fpttsim.errors import ConfigError, NumericalError
+from fpttsim.learn import _kernels
+from fpttsim.network import Network, block, readout
+
+ALGORITHMS = ("bptt", "spatial", "fptt", "rtrl")
+
+
+@dataclass
+class LayerDiagnostics:
+    """What one layer's credit assignment saw in one window.
+
+    Attributes
+    ----------
+    mode
+        The algorithm the layer ran: an FPTT layer beyond the pass budget runs
+        ``"spatial"``.
+    residual
+        FPTT's end residual ``|delta_T - g_T|_2`` (zero in exact arithmetic).
+    residual_relative
+        The residual over ``|g_T|_2`` (over 1 when ``g_T = 0``).
+    delta_peak
+        Largest ``|delta_t|_2`` of the error pass.
+    warmup_peak
+        Largest ``|delta'_t|_2`` of the warm-up pass.
+    jac_prod_norm
+        Frobenius norm of the Jacobian product ``P`` at the window's end.
+    """
+
+    mode: str
+    residual: float = 0.0
+    residual_relative: float = 0.0
+    delta_peak: float = 0.0
+    warmup_peak: float = 0.0
+    jac_prod_norm: float = 0.0
+
+
+@dataclass
+class WindowGradient:
+    """Loss and gradient of one window."""
+
+    loss: float
+    grad: np.ndarray
+    correct: int
+    counted: int
+    layers: list[LayerDiagnostics] = field(default_factory=list)
+
+
+def layer_modes(net: Network, algorithm: str, passes: int | None = None) -> list[str]:
+    """The algorithm each layer runs, bottom layer first."""
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(
+            f"expected one of {', '.join(map(repr, ALGORITHMS))}, got {algorithm!r}",
+            key="learning.algorithm",
+        )
+    n_layers = net.layers
+    if algorithm != "fptt":
+        return [algorithm] * n_layers
+    passes = n_layers + 1 if passes is None else passes
+    if not 1 <= passes <= n_layers + 1:
+        raise ConfigError(
+            f"expected between 1 and layers + 1 = {n_layers + 1} FPTT passes, "
+            f"got {passes}",
+            key="learning.passes",
+        )
+    # layer l (from 0) finishes its error pass in pass L - l + 1
+    return [
+        "fptt" if n_layers - layer + 1 <= passes else "spatial"
+        for layer in range(n_layers)
+    ]
+
+
+def rtrl_bytes(net: Network) -> int:
+    """Bytes of RTRL's sensitivity matrix (float64) for a one-layer network."""
+    spec = net.cells[0]
+    return 8 * spec.state_size * (net.cell_slices[0].stop - net.cell_slices[0].start)
+
+
+def check_algorithm(net: Network, algorithm: str, rtrl_max_bytes: int) -> None:
+    """Raise :class:`ConfigError` when ``algorithm`` cannot run on ``net``."""
+    if algorithm != "rtrl":
+        return
+    if net.layers != 1:
+        raise ConfigError(
+            f"rtrl is implemented for one recurrent layer (model.layers: 1), got "
+            f"{net.layers} layers; use bptt or fptt for stacked layers",
+            key="learning.algorithm",
+        )
+    need = rtrl_bytes(net)
+    if need > rtrl_max_bytes:
+        raise ConfigError(
+            f"rtrl would hold a sensitivity matrix of {need:,} bytes, over "
+            f"learning.rtrl_max_bytes = {rtrl_max_bytes:,}; use fewer units "
+            "(model.hidden) or raise the limit",
+            key="learning.algorithm",
+        )
+
+
+def _forward(net: Network, theta: np.ndarray, inputs: np.ndarray):
+    """States and outputs of every layer over the window."""
+    n_steps = inputs.shape[0]
+    us, hs = [], []
+    u = np.ascontiguousarray(inputs, dtype=np.float64)
+    for layer, spec in enumerate(net.cells):
+        h = np.zeros((n_steps + 1, spec.state_size))  # (T+1, S), h[0] = 0
+        _kernels.forward(spec.code, theta[net.cell_slices[layer]], u, h)
+        o = np.empty((n_steps, net.width))  # (T, H)
+        block.forward(theta[net.block_slices[layer]], u, h, net.mlp_hidden, o)
+        us.append(u)
+        hs.append(h)
+        u = o
+    return us, hs, u
+
+
+def _readout(net, theta, o, window, grad):
+    """Loss and ``dL/do`` of the top layer; adds the readout's gradient."""
+    e = np.zeros_like(o)  # (T, H)
+    g_out = grad[net.readout_slice]
+    w = theta[net.readout_slice]
+    mask = np.ascontiguousarray(window.mask, dtype=np.float64)
+    if net.loss == "ce":
+        targets = np.ascontiguousarray(window.targets, dtype=np.int64)
+        loss, correct, counted = readout.cross_entropy(
+            w, o, targets, mask, net.output_size, g_out, e
+        )
+    else:
+        targets = np.ascontiguousarray(window.targets, dtype=np.float64)
+        loss, correct, counted = readout.mean_squared_error(
+            w, o, targets, mask, g_out, e
+        )
+    grad[net.readout_slice] = g_out
+    return float(loss), int(correct), int(counted), e
+
+
+def window_loss(net: Network, theta: np.ndarray, window) -> float:
+    """The window's loss alone (for finite differences)."""
+    _, _, o = _forward(net, theta, window.inputs)
+    return _readout(net, theta, o, window, np.zeros(net.size))[0]
+
+
+def window_gradient(
+    net: Network,
+    theta: np.ndarray,
+    window,
+    algorithm: str,
+    passes: int | None = None,
+) -> WindowGradient:
+    """Loss and gradient of one window with ``algorithm``.
+
+    Parameters
+    ----------
+    net
+        The network's sizes and layout.
+    theta
+        Flat parameter vector, ``(net.size,)``.
+    window
+        A :class:`fpttsim.data.Window`.
+    algorithm
+        ``"bptt"``, ``"spatial"``, ``"fptt"`` or ``"rtrl"``.
+    passes
+        FPTT passes, ``1..L+1`` (default ``L + 1``, exact for every layer).
+
+    Raises
+    ------
+    NumericalError
+        When FPTT meets a singular recurrent Jacobian.
+    """
+    modes = layer_modes(net, algorithm, passes)
+    theta = np.ascontiguousarray(theta, dtype=np.float64)
+    grad = np.zeros(net.size)
+    us, hs, o = _forward(net, theta, window.inputs)
+    loss, correct, counted, e = _readout(net, theta, o, window, grad)
+
+    diagnostics: list[LayerDiagnostics] = [None] * net.layers  # type: ignore[list-item]
+    for layer in range(net.layers - 1, -1, -1):
+        spec = net.cells[layer]
+        u, h = us[layer], hs[layer]
+
+        # the block: instantaneous errors g_t on the state, direct errors on u
+        g = np.zeros_like(h)  # (T+1, S), g[0] = 0
+        du = np.empty_like(u)  # (T, I)
+        g_block = grad[net.block_slices[layer]]
+        block.backward(
+            theta[net.block_slices[layer]], u, h, e, net.mlp_hidden, g_block, g, du
+        )
+        grad[net.block_slices[layer]] = g_block
+
+        # the cell: temporal credit assignment
+        theta_cell = theta[net.cell_slices[layer]]
+        g_cell = np.zeros(theta_cell.size)
+        diagnostics[layer] = _credit(
+            spec, modes[layer], theta_cell, u, h, g, g_cell, du, layer
+        )
+        grad[net.cell_slices[layer]] = g_cell
+        e = du
+
+    return WindowGradient(loss, grad, correct, counted, diagnostics)
+
+
+def _credit(spec, mode, theta_cell, u, h, g, grad, du, layer) -> LayerDiagnostics:
+    """Run one layer's algorithm; adds to ``grad`` and ``du``."""
+    if mode == "bptt":
+        delta = np.empty_like(h)
+        _kernels.bptt(spec.code, theta_cell, u, h, g, grad, du, delta)
+        return LayerDiagnostics(mode)
+    if mode == "spatial":
+        _kernels.spatial(spec.code, theta_cell, u, h, g, grad, du)
+        return LayerDiagnostics(mode)
+    if mode == "rtrl":
+        sens = np.zeros((theta_cell.size, spec.state_size))  # (M, S)
+        _kernels.rtrl(spec.code, theta_cell, u, g, grad, sens)
+        # RTRL gives no errors on the input: a one-layer network needs none
+        return LayerDiagnostics(mode)
+
+    delta0 = np.empty(spec.state_size)
+    jac_prod = np.empty(spec.jacobian_size)
+    status, warmup_peak = _kernels.fptt_warmup(
+        spec.code, theta_cell, u, g, delta0, jac_prod
+    )
+    _raise_if_singular(status, layer, spec, "warm-up")
+    residual = np.empty(spec.state_size)
+    status, delta_peak = _kernels.fptt_error_pass(
+        spec.code, theta_cell, u, g, delta0, grad, du, residual
+    )
+    _raise_if_singular(status, layer, spec, "error")
+    r = float(np.linalg.norm(residual))
+    g_end = float(np.linalg.norm(g[-1]))
+    return LayerDiagnostics(
+        mode,
+        residual=r,
+        residual_relative=r / g_end if g_end > 0 else r,
+        delta_peak=float(delta_peak),
+        warmup_peak=float(warmup_peak),
+        jac_prod_norm=float(np.linalg.norm(jac_prod)),
+    )
+
+
+def _raise_if_singular(status: int, layer: int, spec, phase: str) -> None:
+    if status == 0:
+        return
+    hint = {
+        "rnn": "a tanh unit saturated (1 - h^2 = 0) or W is singular",
+        "gru": "an update gate closed or a tanh unit saturated",
+    }.get(spec.name, "an eigenvalue underflowed to zero")
+    raise NumericalError(
+        f"FPTT {phase} pass: the recurrent Jacobian of layer {layer + 1} "
+        f"({spec.name}) is singular at step {status}, so the error cannot be "
+        f"propagated forward ({hint}); use bptt, or keep the dynamics away "
+        "from saturation"
+    )

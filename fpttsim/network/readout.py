@@ -1,0 +1,101 @@
+r"""Linear readout and the losses.
+
+``z_t = W o_t + b`` on the top layer's outputs, then, averaged over the steps
+that carry a loss (``mask_t = 1``):
+
+cross-entropy (classification)
+    ``l_t = logsumexp(z_t) - z_t[y_t]``, ``dl/dz_t = softmax(z_t) - onehot(y_t)``
+mean squared error (regression)
+    ``l_t = mean_o (z_t - y_t)^2``, ``dl/dz_t = 2 (z_t - y_t) / O``
+
+Parameter layout: ``W (O, H) | b (O)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fpttsim.numerics import kernel
+
+
+def parameter_shapes(h: int, o: int) -> list[tuple[str, tuple[int, ...]]]:
+    """Names and shapes of the readout's parameters, in storage order."""
+    return [("W", (o, h)), ("b", (o,))]
+
+
+def initialise(rng: np.random.Generator, h: int, o: int) -> list[np.ndarray]:
+    """Normal weights of variance ``1/H``, zero bias."""
+    return [rng.normal(size=(o, h)) / math.sqrt(h), np.zeros(o)]
+
+
+@kernel
+def _logits(theta, o_t, z):
+    n_out = z.shape[0]
+    width = o_t.shape[0]
+    for r in range(n_out):
+        acc = theta[n_out * width + r]
+        for c in range(width):
+            acc += theta[r * width + c] * o_t[c]
+        z[r] = acc
+
+
+@kernel
+def _backward_step(theta, o_t, dz, scale, grad, e_t):
+    """Add ``scale dz o_t^T`` to the gradients, set ``e_t = scale W^T dz``."""
+    n_out = dz.shape[0]
+    width = o_t.shape[0]
+    e_t[:] = 0.0
+    for r in range(n_out):
+        dzr = scale * dz[r]
+        grad[n_out * width + r] += dzr
+        for c in range(width):
+            grad[r * width + c] += dzr * o_t[c]
+            e_t[c] += theta[r * width + c] * dzr
+
+
+@kernel
+def cross_entropy(theta, o, labels, mask, n_out, grad, e):
+    """Loss, errors ``e[t] = dL/do_t``, and ``(loss, correct, counted)``.
+
+    ``correct`` counts masked steps whose largest logit is the label.
+    """
+    total = np.sum(mask)
+    z = np.empty(n_out)
+    dz = np.empty(n_out)
+    loss = 0.0
+    correct = 0
+    for t in range(o.shape[0]):
+        if mask[t] == 0.0:
+            e[t] = 0.0
+            continue
+        _logits(theta, o[t], z)
+        top = np.max(z)
+        lse = top + math.log(np.sum(np.exp(z - top)))
+        loss += mask[t] * (lse - z[labels[t]])
+        if np.argmax(z) == labels[t]:
+            correct += 1
+        dz[:] = np.exp(z - lse)
+        dz[labels[t]] -= 1.0
+        _backward_step(theta, o[t], dz, mask[t] / total, grad, e[t])
+    return loss / total, correct, int(total)
+
+
+@kernel
+def mean_squared_error(theta, o, targets, mask, grad, e):
+    """Loss and errors ``e[t] = dL/do_t``; returns ``(loss, 0, counted)``."""
+    n_out = targets.shape[1]
+    total = np.sum(mask)
+    z = np.empty(n_out)
+    dz = np.empty(n_out)
+    loss = 0.0
+    for t in range(o.shape[0]):
+        if mask[t] == 0.0:
+            e[t] = 0.0
+            continue
+        _logits(theta, o[t], z)
+        dz[:] = z - targets[t]
+        loss += mask[t] * np.sum(dz * dz) / n_out
+        _backward_step(theta, o[t], dz, 2.0 * mask[t] / (total * n_out), grad, e[t])
+    return loss / total, 0, int(total)

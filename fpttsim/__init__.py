@@ -1,0 +1,27 @@
+"""fpttsim: simulate on-device and neuromorphic streaming learning with FPTT.
+
+Forward propagation of errors through time (FPTT) computes the exact gradient
+of a recurrent network with two forward passes and memory independent of the
+sequence length. fpttsim simulates it, checks it against backpropagation
+through time, and trains with it online.
+"""
+
+from fpttsim.api import RunResult, gradcheck, load_profile, load_scenario, run
+from fpttsim.config import Profile, Scenario
+from fpttsim.errors import CheckFailed, ConfigError, FpttsimError, NumericalError
+from fpttsim.gradcheck import GradcheckResult
+
+__all__ = [
+    "CheckFailed",
+    "ConfigError",
+    "FpttsimError",
+    "GradcheckResult",
+    "NumericalError",
+    "Profile",
+    "RunResult",
+    "Scenario",
+    "gradcheck",
+    "load_profile",
+    "load_scenario",
+    "run",
+]

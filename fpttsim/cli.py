@@ -1,0 +1,195 @@
+"""The ``fpttsim`` command line: parsing, progress on stderr, exit codes.
+
+Exit codes: 0 success; 1 the simulation ran but a check failed (or met a
+numerical dead end); 2 bad input, with a message naming the file, the line
+and the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from fpttsim import api, report
+from fpttsim.config import (
+    find_shipped,
+    load_profile,
+    shipped_profiles,
+    shipped_scenarios,
+)
+from fpttsim.errors import CheckFailed, ConfigError, NumericalError
+from fpttsim.progress import Progress
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fpttsim",
+        description="Simulate on-device streaming learning with forward "
+        "propagation of errors through time (FPTT).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def scenario_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("scenario", metavar="SCENARIO", help="path or shipped name")
+        sub.add_argument(
+            "--profile", metavar="P", help="hardware profile (path or name)"
+        )
+        sub.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a scenario key, e.g. --set model.hidden=16 (repeatable)",
+        )
+        sub.add_argument(
+            "--json", action="store_true", help="print one JSON document on stdout"
+        )
+        return sub
+
+    run = scenario_command("run", "train a scenario online and write its outputs")
+    run.add_argument(
+        "--out", metavar="DIR", help="output folder (default runs/<name>-<timestamp>)"
+    )
+    scenario_command("gradcheck", "check every algorithm's gradient against BPTT")
+
+    profiles = commands.add_parser("profiles", help="list or show hardware profiles")
+    profiles.add_argument("name", nargs="?", metavar="NAME")
+    commands.add_parser("scenarios", help="list the shipped scenarios")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="fpttsim: %(message)s")
+    try:
+        return _COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"fpttsim: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (NumericalError, CheckFailed) as exc:
+        print(f"fpttsim: {exc}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    except KeyboardInterrupt:
+        print("fpttsim: interrupted", file=sys.stderr)
+        return 130
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    extra = [f"profile={args.profile}"] if args.profile else []
+    return list(args.overrides) + extra
+
+
+def _run(args: argparse.Namespace) -> int:
+    scenario = api.load_scenario(args.scenario, _overrides(args))
+    out = Path(args.out or f"runs/{scenario.name}-{_timestamp()}")
+    with Progress(scenario.training.steps, label=scenario.name) as progress:
+        result = api.run(
+            scenario,
+            out,
+            on_step=lambda step, row: progress.update(step, **_shown(row)),
+        )
+    if args.json:
+        print(result.to_json())
+    else:
+        print(_run_summary(result))
+    return EXIT_OK
+
+
+def _shown(row: dict) -> dict:
+    return {k: row[k] for k in ("loss", "accuracy") if k in row}
+
+
+def _timestamp() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _run_summary(result: api.RunResult) -> str:
+    sc = result.scenario
+    tr = result.training
+    model, task = sc.model, sc.task
+    lines = [
+        f"{sc.name}: {model.layers} x {model.cell} ({model.hidden} units), "
+        f"{task.kind} task T={task.length}, {sc.learning.algorithm}, "
+        f"{sc.training.steps} steps in {tr.seconds:.1f} s",
+        f"  held-out loss      {tr.initial['loss']:.4g} -> {tr.final['loss']:.4g}",
+    ]
+    if "accuracy" in tr.final:
+        lines.append(
+            f"  held-out accuracy  {tr.initial['accuracy']:.1%} -> "
+            f"{tr.final['accuracy']:.1%}"
+        )
+    events = {k: v for k, v in tr.numerical_events.items() if v}
+    lines.append(
+        "  numerical events   "
+        + (", ".join(f"{k} {v}" for k, v in events.items()) if events else "none")
+    )
+    lines.append(f"  outputs            {result.out}/")
+    return "\n".join(lines)
+
+
+def _gradcheck(args: argparse.Namespace) -> int:
+    result = api.gradcheck(args.scenario, _overrides(args))
+    if args.json:
+        print(json.dumps(report.jsonable(result.to_dict()), indent=2))
+    else:
+        print(_gradcheck_table(result))
+    return EXIT_OK if result.passed else EXIT_CHECK_FAILED
+
+
+def _gradcheck_table(result) -> str:
+    lines = [
+        f"{result.scenario}: gradients against float64 BPTT (loss {result.loss:.6g})",
+        f"  {'algorithm':<10} {'cosine':>20} {'rel. error':>11} "
+        f"{'residual':>10}  verdict",
+    ]
+    for name, check in result.algorithms.items():
+        verdict = {True: "exact: ok", False: "exact: FAILED", None: "approximate"}[
+            check.passed
+        ]
+        residual = "-" if check.residual is None else f"{check.residual:.1e}"
+        lines.append(
+            f"  {name:<10} {check.cosine:>20.16f} {check.rel_error:>11.2e} "
+            f"{residual:>10}  {verdict}"
+        )
+    fd = result.finite_difference
+    lines.append(
+        f"  bptt vs central differences ({fd['directions']} directions, "
+        f"eps {fd['epsilon']:g}): rel. error {fd['rel_error']:.2e}  "
+        + ("ok" if fd["passed"] else "FAILED")
+    )
+    return "\n".join(lines)
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    if args.name is None:
+        print("\n".join(shipped_profiles()))
+        return EXIT_OK
+    profile = load_profile(args.name)
+    path = find_shipped("hardware_profiles", args.name)
+    if path is not None:
+        print(path.read_text(), end="")
+    else:
+        print(json.dumps(profile.model_dump(mode="json"), indent=2))
+    return EXIT_OK
+
+
+def _scenarios(args: argparse.Namespace) -> int:
+    print("\n".join(shipped_scenarios()))
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "run": _run,
+    "gradcheck": _gradcheck,
+    "profiles": _profiles,
+    "scenarios": _scenarios,
+}

@@ -1,0 +1,217 @@
+"""Gradient check: every algorithm against float64 BPTT on one window.
+
+BPTT itself is checked against central finite differences of the loss along
+random directions, so the chain of trust ends in the loss alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fpttsim.data import make_task
+from fpttsim.learn import check_algorithm, layer_modes, window_gradient, window_loss
+from fpttsim.network import Network
+
+# An exact algorithm in float64 must agree with BPTT to these bounds (FPTT's
+# inverse Jacobians amplify rounding, so the bounds leave room for that on
+# well-conditioned scenarios); finite differences carry O(eps^2) truncation.
+EXACT_COSINE = 1.0 - 1e-10
+EXACT_REL_ERROR = 1e-7
+FINITE_DIFFERENCE_REL_ERROR = 1e-6
+
+
+def compare(grad: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """Cosine similarity and relative L2 error of ``grad`` against ``reference``.
+
+    Both are 1 and 0 when the two vectors are zero; the cosine is 0 when only
+    one of them is.
+    """
+    ref_norm = float(np.linalg.norm(reference))
+    norm = float(np.linalg.norm(grad))
+    diff = float(np.linalg.norm(grad - reference))
+    if ref_norm == 0.0:
+        return (1.0, 0.0) if norm == 0.0 else (0.0, float("inf"))
+    cosine = float(grad @ reference) / (norm * ref_norm) if norm > 0 else 0.0
+    return cosine, diff / ref_norm
+
+
+@dataclass
+class AlgorithmCheck:
+    """One algorithm's gradient against BPTT's."""
+
+    cosine: float
+    rel_error: float
+    exact: bool
+    passed: bool | None
+    residual: float | None
+    modes: list[str]
+    by_parameter: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class GradcheckResult:
+    """Result of :func:`gradcheck`.
+
+    Attributes
+    ----------
+    algorithms
+        Per algorithm: cosine and relative error against BPTT, overall and per
+        parameter array; ``exact`` tells whether the algorithm should match
+        BPTT, and ``passed`` whether it did (None for approximate ones).
+    finite_difference
+        BPTT's directional derivatives against central finite differences.
+    """
+
+    scenario: str
+    loss: float
+    algorithms: dict[str, AlgorithmCheck]
+    finite_difference: dict
+    reference: str = "bptt"
+
+    @property
+    def passed(self) -> bool:
+        """Whether every exact algorithm and the finite-difference check passed."""
+        ok = self.finite_difference["passed"]
+        return ok and all(a.passed is not False for a in self.algorithms.values())
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON."""
+        return {
+            "scenario": self.scenario,
+            "reference": self.reference,
+            "loss": self.loss,
+            "passed": self.passed,
+            "algorithms": {k: v.to_dict() for k, v in self.algorithms.items()},
+            "finite_difference": self.finite_difference,
+        }
+
+    def to_json(self) -> str:
+        """The result as a JSON document."""
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def _by_parameter(net: Network, grad: np.ndarray, reference: np.ndarray) -> dict:
+    out = {}
+    for array in net.arrays:
+        cosine, rel = compare(grad[array.slice], reference[array.slice])
+        out[array.name] = {"cosine": cosine, "rel_error": rel}
+    return out
+
+
+def default_algorithms(net: Network, rtrl_max_bytes: int) -> list[str]:
+    """Every algorithm that applies to ``net``, BPTT (the reference) excluded."""
+    names = ["fptt", "spatial"]
+    try:
+        check_algorithm(net, "rtrl", rtrl_max_bytes)
+        names.append("rtrl")
+    except ValueError:
+        pass
+    return names
+
+
+def gradcheck(scenario) -> GradcheckResult:
+    """Check the scenario's algorithms against BPTT on one window.
+
+    The parameters are the scenario's initial ones and the window the first of
+    its task's stream, both from the scenario's seed.
+
+    Parameters
+    ----------
+    scenario
+        A :class:`fpttsim.config.Scenario`.
+
+    Returns
+    -------
+    GradcheckResult
+    """
+    task = make_task(scenario.task)
+    net = Network.from_config(scenario.model, task)
+    model = scenario.model
+    seed = scenario.seed
+    theta = net.initialise(
+        np.random.default_rng([seed, 0]), model.r_min, model.r_max, model.max_phase
+    )
+    window = next(task.stream(seed))
+    learning = scenario.learning
+    names = scenario.gradcheck.algorithms or default_algorithms(
+        net, learning.rtrl_max_bytes
+    )
+
+    reference = window_gradient(net, theta, window, "bptt")
+    checks: dict[str, AlgorithmCheck] = {}
+    for name in names:
+        check_algorithm(net, name, learning.rtrl_max_bytes)
+        passes = learning.passes if name == "fptt" else None
+        modes = layer_modes(net, name, passes)
+        result = window_gradient(net, theta, window, name, passes)
+        cosine, rel = compare(result.grad, reference.grad)
+        exact = all(mode in ("bptt", "fptt", "rtrl") for mode in modes)
+        residuals = [d.residual_relative for d in result.layers if d.mode == "fptt"]
+        checks[name] = AlgorithmCheck(
+            cosine=cosine,
+            rel_error=rel,
+            exact=exact,
+            passed=(cosine >= EXACT_COSINE and rel <= EXACT_REL_ERROR)
+            if exact
+            else None,
+            residual=max(residuals) if residuals else None,
+            modes=modes,
+            by_parameter=_by_parameter(net, result.grad, reference.grad),
+        )
+
+    return GradcheckResult(
+        scenario=scenario.name,
+        loss=reference.loss,
+        algorithms=checks,
+        finite_difference=finite_difference_check(
+            net,
+            theta,
+            window,
+            reference.grad,
+            scenario.gradcheck.directions,
+            scenario.gradcheck.epsilon,
+            np.random.default_rng([seed, 2]),
+        ),
+    )
+
+
+def finite_difference_check(
+    net: Network,
+    theta: np.ndarray,
+    window,
+    grad: np.ndarray,
+    directions: int,
+    epsilon: float,
+    rng: np.random.Generator,
+) -> dict:
+    """Directional derivatives ``grad . u`` against central differences.
+
+    ``(L(theta + eps u) - L(theta - eps u)) / (2 eps)`` along unit directions
+    ``u``; its error is ``O(eps^2)`` plus rounding of order ``1e-16 / eps``.
+    """
+    analytic = np.empty(directions)
+    numeric = np.empty(directions)
+    for k in range(directions):
+        u = rng.normal(size=theta.size)
+        u /= np.linalg.norm(u)
+        analytic[k] = grad @ u
+        numeric[k] = (
+            window_loss(net, theta + epsilon * u, window)
+            - window_loss(net, theta - epsilon * u, window)
+        ) / (2.0 * epsilon)
+    rel = float(np.linalg.norm(numeric - analytic) / np.linalg.norm(analytic))
+    return {
+        "rel_error": rel,
+        "passed": rel <= FINITE_DIFFERENCE_REL_ERROR,
+        "directions": directions,
+        "epsilon": epsilon,
+        "analytic": analytic.tolist(),
+        "numeric": numeric.tolist(),
+    }

@@ -37,13 +37,16 @@ def initialise(
     r_max: float,
     max_phase: float,
 ) -> list[np.ndarray]:
-    """``W`` with singular values in ``[r_min, r_max]``; small input weights.
+    """``W`` with singular values in ``[r_min, r_max]``; normalised input weights.
 
-    Every eigenvalue modulus of ``W`` then lies in ``[r_min, r_max]`` too, and
-    small inputs keep ``tanh`` near its linear range at the start.
+    Every eigenvalue modulus of ``W`` then lies in ``[r_min, r_max]`` too. The
+    input weights carry the LRU's normalisation ``sqrt(1 - r_max^2)`` of its
+    slowest mode: with ``|lam|`` near 1 a constant input would otherwise drive
+    the state to ``tanh``'s saturation, where FPTT's inverse Jacobian grows by
+    ``1 / (1 - h^2)`` per step and no float64 survives a long window.
     """
     w = orthogonal_with_spectrum(rng, n, r_min, r_max)
-    u = 0.5 * rng.normal(size=(n, i)) / math.sqrt(i)
+    u = math.sqrt(1.0 - r_max**2) * rng.normal(size=(n, i)) / math.sqrt(i)
     return [w, u, np.zeros(n)]
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fpttsim.data import make_task
+from fpttsim.experiment import DIRECTIONS, prepare, rng_for
 from fpttsim.learn import check_algorithm, layer_modes, window_gradient, window_loss
 from fpttsim.network import Network
 
@@ -131,14 +131,9 @@ def gradcheck(scenario) -> GradcheckResult:
     -------
     GradcheckResult
     """
-    task = make_task(scenario.task)
-    net = Network.from_config(scenario.model, task)
-    model = scenario.model
-    seed = scenario.seed
-    theta = net.initialise(
-        np.random.default_rng([seed, 0]), model.r_min, model.r_max, model.max_phase
-    )
-    window = next(task.stream(seed))
+    experiment = prepare(scenario)
+    net, theta = experiment.net, experiment.theta
+    window = next(experiment.task.stream(scenario.seed))
     learning = scenario.learning
     names = scenario.gradcheck.algorithms or default_algorithms(
         net, learning.rtrl_max_bytes
@@ -177,7 +172,7 @@ def gradcheck(scenario) -> GradcheckResult:
             reference.grad,
             scenario.gradcheck.directions,
             scenario.gradcheck.epsilon,
-            np.random.default_rng([seed, 2]),
+            rng_for(scenario, DIRECTIONS),
         ),
     )
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fpttsim.data import make_task
 from fpttsim.errors import NumericalError
+from fpttsim.experiment import HELD_OUT, prepare, rng_for
 from fpttsim.learn import Optimizer, check_algorithm, window_gradient, window_loss
 from fpttsim.network import Network
 
@@ -89,18 +89,13 @@ def train(
     -------
     TrainResult
     """
-    task = make_task(scenario.task)
-    net = Network.from_config(scenario.model, task)
+    experiment = prepare(scenario)
+    task, net, theta = experiment.task, experiment.net, experiment.theta
     learning = scenario.learning
     training = scenario.training
     check_algorithm(net, learning.algorithm, learning.rtrl_max_bytes)
 
-    seed = scenario.seed
-    model = scenario.model
-    theta = net.initialise(
-        np.random.default_rng([seed, 0]), model.r_min, model.r_max, model.max_phase
-    )
-    held_out_rng = np.random.default_rng([seed, 1])
+    held_out_rng = rng_for(scenario, HELD_OUT)
     held_out = [task.sample(held_out_rng) for _ in range(HELD_OUT_WINDOWS)]
     optimizer = Optimizer(
         learning.optimizer,
@@ -114,7 +109,7 @@ def train(
         initial=evaluate(net, theta, held_out), numerical_events=events
     )
 
-    stream = task.stream(seed)
+    stream = task.stream(scenario.seed)
     start = time.perf_counter()
     interval = _Interval(net.loss == "ce")
     latest: dict = {}

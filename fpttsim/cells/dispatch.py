@@ -43,9 +43,11 @@ def step(cell, theta, h_prev, v, h):
 
 @kernel
 def vjp(cell, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate):
-    """``d_prev = J^T d``; when ``accumulate``, ``grad += (df/dtheta)^T d``
-    and ``dv += (df/dv)^T d``. ``h`` is ``f(h_prev, v)``.
-    """  # noqa: D205
+    """Transpose-Jacobian products of one step at the error ``d``.
+
+    ``d_prev = J^T d``; when ``accumulate``, ``grad += (df/dtheta)^T d`` and
+    ``dv += (df/dv)^T d``. ``h`` is ``f(h_prev, v)``.
+    """
     if cell == LRU:
         lru.vjp(theta, h_prev, v, h, d, d_prev, grad, dv, accumulate)
     elif cell == DIAGONAL:

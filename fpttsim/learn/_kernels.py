@@ -60,10 +60,35 @@ def _jac_size(kind, size):
 
 @kernel
 def _scratch(kind, size):
-    """Buffers for ``J``, a product update, and a dense factorisation."""
+    """Scratch buffers of a forward error pass.
+
+    ``J``, a product update, a dense factorisation, the previous and current
+    state (``h_prev = 0``), and two vectors for forming dense Jacobians.
+    """
     n = _jac_size(kind, size)
     lu = np.empty(size * size if kind == jacobian.DENSE else 0)
-    return np.empty(n), np.empty(n), lu
+    h_prev = np.zeros(size)
+    return (
+        np.empty(n),
+        np.empty(n),
+        lu,
+        h_prev,
+        np.empty(size),
+        np.empty(size),
+        np.empty(size),
+    )
+
+
+@kernel
+def _advance(cell, kind, theta, h_prev, v_t, h, g_prev, d, jac, lu, unit, row):
+    """One step of a forward error pass, shared by both FPTT phases.
+
+    ``h = f(h_prev, v_t)``, ``J = df/dh_prev``, ``d <- J^{-T} (d - g_prev)``;
+    False when ``J`` is singular.
+    """
+    dispatch.step(cell, theta, h_prev, v_t, h)
+    dispatch.jacobian(cell, theta, h_prev, v_t, h, jac, unit, row)
+    return jacobian.solve_transpose(kind, jac, d - g_prev, d, lu)
 
 
 @kernel
@@ -77,18 +102,14 @@ def fptt_warmup(cell, theta, v, g, delta0, jac_prod):
     kind = dispatch.jacobian_kind(cell)
     n_steps = v.shape[0]
     size = g.shape[1]
-    jac, work, lu = _scratch(kind, size)
-    h_prev = np.zeros(size)
-    h = np.empty(size)
+    jac, work, lu, h_prev, h, unit, row = _scratch(kind, size)
     d = np.zeros(size)
-    unit = np.empty(size)
-    row = np.empty(size)
     jacobian.prod_init(kind, jac_prod)
     peak = 0.0
     for t in range(1, n_steps + 1):
-        dispatch.step(cell, theta, h_prev, v[t - 1], h)
-        dispatch.jacobian(cell, theta, h_prev, v[t - 1], h, jac, unit, row)
-        if not jacobian.solve_transpose(kind, jac, d - g[t - 1], d, lu):
+        if not _advance(
+            cell, kind, theta, h_prev, v[t - 1], h, g[t - 1], d, jac, lu, unit, row
+        ):
             return t, peak
         jacobian.prod_update(kind, jac_prod, jac, work)
         peak = max(peak, np.sqrt(np.sum(d * d)))
@@ -108,18 +129,14 @@ def fptt_error_pass(cell, theta, v, g, delta0, grad, dv, residual):
     kind = dispatch.jacobian_kind(cell)
     n_steps = v.shape[0]
     size = g.shape[1]
-    jac, _, lu = _scratch(kind, size)
-    h_prev = np.zeros(size)
-    h = np.empty(size)
+    jac, _, lu, h_prev, h, unit, row = _scratch(kind, size)
     d = delta0.copy()
     d_prev = np.empty(size)
-    unit = np.empty(size)
-    row = np.empty(size)
     peak = np.sqrt(np.sum(d * d))
     for t in range(1, n_steps + 1):
-        dispatch.step(cell, theta, h_prev, v[t - 1], h)
-        dispatch.jacobian(cell, theta, h_prev, v[t - 1], h, jac, unit, row)
-        if not jacobian.solve_transpose(kind, jac, d - g[t - 1], d, lu):
+        if not _advance(
+            cell, kind, theta, h_prev, v[t - 1], h, g[t - 1], d, jac, lu, unit, row
+        ):
             return t, peak
         dispatch.vjp(cell, theta, h_prev, v[t - 1], h, d, d_prev, grad, dv[t - 1], True)
         peak = max(peak, np.sqrt(np.sum(d * d)))

@@ -4,18 +4,38 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fpttsim import report
 from fpttsim.config import Profile, Scenario, load_profile, load_scenario
+from fpttsim.errors import ConfigError
 from fpttsim.gradcheck import GradcheckResult
 from fpttsim.gradcheck import gradcheck as _gradcheck
 from fpttsim.train import TrainResult, train
 
 ScenarioLike = Scenario | str | os.PathLike
+
+
+@contextmanager
+def _located(scenario: Scenario) -> Iterator[None]:
+    """Give configuration errors raised past validation the scenario's place.
+
+    Checks that need the built network (RTRL's memory, say) run after the
+    schema's; their errors know the key but not where it was written.
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.file is not None or exc.key is None:
+            raise
+        file, line = scenario.where(exc.key)
+        if file is None and line is None:
+            raise
+        raise ConfigError(exc.message, file=file, line=line, key=exc.key) from exc
 
 
 def _scenario(
@@ -112,7 +132,8 @@ def run(
     """
     scenario = _scenario(scenario, overrides)
     profile = scenario.resolve_profile()
-    training = train(scenario, on_step)
+    with _located(scenario):
+        training = train(scenario, on_step)
     result = RunResult(scenario, profile, training)
     if out is not None:
         result.out = Path(out)
@@ -164,7 +185,8 @@ def gradcheck(
     """
     scenario = _scenario(scenario, overrides)
     scenario.resolve_profile()  # a bad profile is bad input even here
-    return _gradcheck(scenario)
+    with _located(scenario):
+        return _gradcheck(scenario)
 
 
 __all__ = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -71,7 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="fpttsim: %(message)s")
     try:
-        return _COMMANDS[args.command](args)
+        code = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`fpttsim scenarios | head -1`): stop quietly,
+        # with the status a shell gives a process killed by SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
     except ConfigError as exc:
         print(f"fpttsim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -84,19 +92,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
-    extra = [f"profile={args.profile}"] if args.profile else []
-    return list(args.overrides) + extra
+    """The ``--set`` overrides, with ``--profile`` checked and added last."""
+    if not args.profile:
+        return list(args.overrides)
+    try:
+        load_profile(args.profile)
+    except ConfigError as exc:
+        if exc.file not in (None, args.profile):
+            raise  # the profile file exists but is invalid: it names itself
+        raise ConfigError(exc.message, file="--profile") from exc
+    return [*args.overrides, f"profile={args.profile}"]
 
 
 def _run(args: argparse.Namespace) -> int:
     scenario = api.load_scenario(args.scenario, _overrides(args))
     out = Path(args.out or f"runs/{scenario.name}-{_timestamp()}")
-    with Progress(scenario.training.steps, label=scenario.name) as progress:
-        result = api.run(
-            scenario,
-            out,
-            on_step=lambda step, row: progress.update(step, **_shown(row)),
-        )
+    # Opened at the first step, so that input errors found before training
+    # are the first thing on stderr.
+    progress: list[Progress] = []
+
+    def on_step(step: int, row: dict) -> None:
+        if not progress:
+            progress.append(Progress(scenario.training.steps, label=scenario.name))
+        progress[0].update(step, **_shown(row))
+
+    try:
+        result = api.run(scenario, out, on_step=on_step)
+    finally:
+        if progress:
+            progress[0].close()
     if args.json:
         print(result.to_json())
     else:

@@ -395,6 +395,17 @@ class Scenario(BaseModel):
         """The file the scenario was loaded from, or None if built in code."""
         return None if self._origin is None else self._origin.file
 
+    def where(self, key: str) -> tuple[str | None, int | None]:
+        """File and line a dotted key's value came from.
+
+        ``("--set", None)`` for an overridden value, ``(None, None)`` for a
+        scenario built in code; the line is None when the file does not set
+        the key (a default).
+        """
+        if self._origin is None:
+            return None, None
+        return self._origin.where(tuple(key.split(".")))
+
     def resolve_profile(self) -> Profile:
         """Load the hardware profile this scenario names.
 

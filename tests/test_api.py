@@ -1,0 +1,121 @@
+"""The public Python API: load_scenario, run, gradcheck and the errors."""
+
+import doctest
+import inspect
+import json
+
+import numpy as np
+import pytest
+
+import fpttsim
+import fpttsim.api
+from fpttsim import report
+
+OUTPUTS = {"result.json", "metrics.csv", "learning_curve.png", "parameters.npz"}
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("api") / "r"
+    scenario = fpttsim.load_scenario("quickstart", {"training.steps": 20})
+    return fpttsim.run(scenario, out=out), out
+
+
+def test_run_with_out_writes_the_outputs(short_run):
+    result, out = short_run
+    assert isinstance(result, fpttsim.RunResult)
+    assert result.out == out
+    assert {p.name for p in out.iterdir()} == OUTPUTS
+    assert sorted(p.name for p in result.files) == sorted(OUTPUTS)
+    assert all(p.parent == out for p in result.files)
+
+
+def test_run_result_to_dict_is_what_result_json_holds(short_run):
+    result, out = short_run
+    written = json.loads((out / "result.json").read_text())
+    assert report.jsonable(result.to_dict()) == written
+    assert json.loads(result.to_json()) == written
+    assert written["scenario"]["training"]["steps"] == 20
+
+
+def test_run_result_parameters_are_the_trained_ones(short_run):
+    result, out = short_run
+    theta = np.load(out / "parameters.npz")["theta"]
+    np.testing.assert_array_equal(theta, result.training.theta)
+    assert result.training.final["loss"] < result.training.initial["loss"]
+
+
+def test_run_without_out_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    scenario = fpttsim.load_scenario("quickstart", {"training.steps": 20})
+    result = fpttsim.run(scenario)
+    assert result.out is None
+    assert result.files == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_accepts_a_name_with_overrides_and_calls_back(short_run):
+    seen = []
+    result = fpttsim.run(
+        "quickstart",
+        overrides=["training.steps=20"],
+        on_step=lambda step, row: seen.append(step),
+    )
+    assert seen and seen[-1] == 20
+    assert seen == sorted(seen)
+    # The same scenario as the Scenario object above: the same training.
+    earlier, _ = short_run
+    assert result.training.final == earlier.training.final
+    np.testing.assert_array_equal(result.training.theta, earlier.training.theta)
+
+
+def test_run_refuses_overrides_next_to_a_scenario_object():
+    scenario = fpttsim.load_scenario("quickstart")
+    with pytest.raises(TypeError, match="load_scenario"):
+        fpttsim.run(scenario, overrides={"training.steps": 5})
+
+
+def test_gradcheck_passes_on_a_shipped_scenario():
+    result = fpttsim.gradcheck("gradcheck-diagonal")
+    assert isinstance(result, fpttsim.GradcheckResult)
+    assert result.passed is True
+    document = json.loads(result.to_json())
+    assert document["passed"] is True
+    assert document["scenario"] == "gradcheck-diagonal"
+    assert document["algorithms"]["fptt"]["rel_error"] <= 1e-7
+
+
+def test_gradcheck_with_overrides_changes_the_window():
+    default = fpttsim.gradcheck("gradcheck-diagonal")
+    other = fpttsim.gradcheck("gradcheck-diagonal", {"seed": 5})
+    assert other.passed is True
+    assert other.loss != default.loss
+
+
+def test_gradcheck_bad_profile_is_bad_input():
+    with pytest.raises(fpttsim.ConfigError, match="nosuchprofile") as info:
+        fpttsim.gradcheck("gradcheck-lru", {"profile": "nosuchprofile"})
+    assert info.value.key == "profile"
+
+
+def test_errors_are_importable_from_the_package():
+    for name in ("ConfigError", "NumericalError", "CheckFailed", "FpttsimError"):
+        assert name in fpttsim.__all__
+        assert isinstance(getattr(fpttsim, name), type)
+    assert issubclass(fpttsim.ConfigError, fpttsim.FpttsimError)
+    assert issubclass(fpttsim.ConfigError, ValueError)
+    assert issubclass(fpttsim.NumericalError, fpttsim.FpttsimError)
+    assert issubclass(fpttsim.CheckFailed, fpttsim.FpttsimError)
+
+
+def test_load_scenario_error_is_a_config_error():
+    with pytest.raises(fpttsim.FpttsimError, match="model.hidden"):
+        fpttsim.load_scenario("quickstart", {"model.hidden": 0})
+
+
+def test_api_docstring_examples_run():
+    outcome = doctest.testmod(fpttsim.api, verbose=False, report=True)
+    # Every example in the module was found and run, none skipped.
+    examples = inspect.getsource(fpttsim.api).count(">>> ")
+    assert outcome.attempted == examples > 0
+    assert outcome.failed == 0

@@ -147,7 +147,12 @@ class Network:
             )
         parts += readout.initialise(rng, self.width, self.output_size)
         theta = np.concatenate([np.ravel(p) for p in parts]).astype(np.float64)
-        assert theta.size == self.size  # the layout and the initialisers agree
+        if theta.size != self.size:
+            raise RuntimeError(
+                f"initialisers produced {theta.size} parameters but the layout "
+                f"has {self.size}: a cell's initialise() and parameter_shapes() "
+                "disagree"
+            )
         return theta
 
     def groups(self) -> dict[str, slice]:

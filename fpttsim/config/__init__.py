@@ -8,7 +8,15 @@ from fpttsim.config.loader import (
     shipped_profiles,
     shipped_scenarios,
 )
-from fpttsim.config.profile import ArithmeticConfig, Profile
+from fpttsim.config.profile import (
+    ArithmeticConfig,
+    ComputeConfig,
+    EnergyConfig,
+    MemoryConfig,
+    Profile,
+    QuantityFormat,
+    ResolvedFormat,
+)
 from fpttsim.config.scenario import (
     AddingTask,
     CopyTask,
@@ -24,11 +32,16 @@ from fpttsim.config.scenario import (
 __all__ = [
     "AddingTask",
     "ArithmeticConfig",
+    "ComputeConfig",
     "CopyTask",
+    "EnergyConfig",
     "GradcheckConfig",
     "LearningConfig",
+    "MemoryConfig",
     "ModelConfig",
     "Profile",
+    "QuantityFormat",
+    "ResolvedFormat",
     "Scenario",
     "SineTask",
     "TaskConfig",

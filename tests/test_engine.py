@@ -26,6 +26,9 @@ from fpttsim.learn import (  # noqa: I001
 )
 from fpttsim.network import Network
 
+# Float64 everywhere, for kernels called directly
+EXACT = engine.reference_arithmetic().ar
+
 # Near the edge of stability: the slowest modes forget 0.1 % per step.
 R_MIN, R_MAX = 0.95, 0.999
 
@@ -98,7 +101,9 @@ def test_initial_error_has_the_right_sign():
     g = np.array([[0.0], [g1]])
     delta0 = np.empty(1)
     jac_prod = np.empty(1)
-    status, _ = _kernels.fptt_warmup(dispatch.DIAGONAL, theta, v, g, delta0, jac_prod)
+    status, _ = _kernels.fptt_warmup(
+        EXACT, dispatch.DIAGONAL, theta, v, g, delta0, jac_prod
+    )
     assert status == 0
     assert jac_prod[0] == pytest.approx(lam, rel=1e-15)
     assert delta0[0] == pytest.approx(lam * g1, rel=1e-15)
@@ -246,17 +251,19 @@ def test_jacobian_matches_finite_differences_of_the_step(cell):
     h_prev = 0.5 * rng.normal(size=s)
     v = rng.normal(size=3)
     h = np.empty(s)
-    dispatch.step(spec.code, theta, h_prev, v, h)
+    dispatch.step(EXACT, spec.code, theta, h_prev, v, h)
     jac = np.empty(spec.jacobian_size)
-    dispatch.jacobian(spec.code, theta, h_prev, v, h, jac, np.empty(s), np.empty(s))
+    dispatch.jacobian(
+        EXACT, spec.code, theta, h_prev, v, h, jac, np.empty(s), np.empty(s)
+    )
     dense = _as_dense(spec, jac)
 
     eps = 1e-6
     numeric = np.empty((s, s))
     for j in range(s):
         plus, minus = np.empty(s), np.empty(s)
-        dispatch.step(spec.code, theta, h_prev + eps * np.eye(s)[j], v, plus)
-        dispatch.step(spec.code, theta, h_prev - eps * np.eye(s)[j], v, minus)
+        dispatch.step(EXACT, spec.code, theta, h_prev + eps * np.eye(s)[j], v, plus)
+        dispatch.step(EXACT, spec.code, theta, h_prev - eps * np.eye(s)[j], v, minus)
         numeric[:, j] = (plus - minus) / (2 * eps)
     np.testing.assert_allclose(dense, numeric, rtol=1e-7, atol=1e-9)
 
@@ -264,16 +271,20 @@ def test_jacobian_matches_finite_differences_of_the_step(cell):
     x = rng.normal(size=s)
     y = np.empty(s)
     lu = np.empty(s * s)
-    assert jacobian.solve_transpose(spec.jacobian_kind, jac, x, y, lu)
+    assert jacobian.solve_transpose(EXACT, spec.jacobian_kind, jac, x, y, lu)
     np.testing.assert_allclose(dense.T @ y, x, rtol=1e-12, atol=1e-12)
 
     # P J^T, applied to x, equals the dense product
     prod = np.empty(spec.jacobian_size)
     jacobian.prod_init(spec.jacobian_kind, prod)
-    jacobian.prod_update(spec.jacobian_kind, prod, jac, np.empty(spec.jacobian_size))
-    jacobian.prod_update(spec.jacobian_kind, prod, jac, np.empty(spec.jacobian_size))
+    jacobian.prod_update(
+        EXACT, spec.jacobian_kind, prod, jac, np.empty(spec.jacobian_size)
+    )
+    jacobian.prod_update(
+        EXACT, spec.jacobian_kind, prod, jac, np.empty(spec.jacobian_size)
+    )
     out = np.empty(s)
-    jacobian.prod_apply(spec.jacobian_kind, prod, x, out)
+    jacobian.prod_apply(EXACT, spec.jacobian_kind, prod, x, out)
     np.testing.assert_allclose(out, dense.T @ dense.T @ x, rtol=1e-12, atol=1e-12)
 
 

@@ -83,6 +83,14 @@ class CellSpec:
         s = self.state_size
         return s if self.is_diagonal else s * s
 
+    @property
+    def learner_coordinates(self) -> tuple[str, ...]:
+        """Parameters the device does not hold as such (it holds what they
+        parametrise, e.g. the LRU's eigenvalues), so that the weights' format
+        does not apply to them.
+        """  # noqa: D205
+        return self.module.LEARNER_COORDINATES
+
     def parameter_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
         """Names and shapes of the cell's parameters, in storage order."""
         return self.module.parameter_shapes(self.hidden, self.inputs)

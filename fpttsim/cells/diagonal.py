@@ -10,6 +10,9 @@ current decaying by a constant factor per step) directly. ``J = diag(lam)``.
 Parameter layout in ``theta``::
 
     nu_log (N) | gamma_log (N) | B (N, I)
+
+Kernels take the device's arithmetic ``ar`` first; ``lam`` is held in the
+Jacobian's format, ``gamma`` in the weights'.
 """
 
 from __future__ import annotations
@@ -19,6 +22,20 @@ import math
 import numpy as np
 
 from fpttsim.numerics import kernel
+from fpttsim.numerics.arithmetic import accumulate, mac, mul, rnd
+from fpttsim.numerics.codes import (
+    ERROR,
+    GRADIENT,
+    INSTANT_ERROR,
+    JACOBIAN,
+    STATE,
+    WEIGHTS,
+)
+
+# Parameters in the learner's coordinates: updated by training, but not what a
+# device holds. It holds lam (in the Jacobian's format) and gamma (in the
+# weights'), which the kernels derive from them and round.
+LEARNER_COORDINATES = ("nu_log", "gamma_log")
 
 
 def parameter_shapes(n: int, i: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -48,50 +65,59 @@ def initialise(
 
 
 @kernel
-def _input_drive(theta, n, v, k):
+def _input_drive(ar, theta, n, v, k):
     i = v.shape[0]
     base = 2 * n
     w = 0.0
     for j in range(i):
-        w += theta[base + k * i + j] * v[j]
+        w = mac(ar, w, theta[base + k * i + j], v[j])
     return w
 
 
 @kernel
-def step(theta, h_prev, v, h):
+def _decay(ar, theta, k):
+    return rnd(ar, JACOBIAN, math.exp(-math.exp(theta[k])))
+
+
+@kernel
+def step(ar, theta, h_prev, v, h):
     """``h = lam * h_prev + gamma * (B v)``."""
     n = h.shape[0]
     for k in range(n):
-        lam = math.exp(-math.exp(theta[k]))
-        gamma = math.exp(theta[n + k])
-        h[k] = lam * h_prev[k] + gamma * _input_drive(theta, n, v, k)
+        gamma = rnd(ar, WEIGHTS, math.exp(theta[n + k]))
+        drive = _input_drive(ar, theta, n, v, k)
+        s = mac(ar, mul(ar, _decay(ar, theta, k), h_prev[k]), gamma, drive)
+        h[k] = rnd(ar, STATE, s)
 
 
 @kernel
-def jacobian(theta, h_prev, v, h, jac):
+def jacobian(ar, theta, h_prev, v, h, jac):
     """The diagonal Jacobian ``lam``."""
-    n = h.shape[0]
-    for k in range(n):
-        jac[k] = math.exp(-math.exp(theta[k]))
+    for k in range(h.shape[0]):
+        jac[k] = _decay(ar, theta, k)
 
 
 @kernel
-def vjp(theta, h_prev, v, h, d, d_prev, grad, dv, accumulate):
-    """``d_prev = lam d``; when ``accumulate``, parameter and input gradients.
-
-    ``dlam/dnu_log = -exp(nu_log) lam``.
-    """
+def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
+    """``d_prev = lam d``; when ``accumulate_grads``, parameter and input
+    gradients. ``dlam/dnu_log = -exp(nu_log) lam``.
+    """  # noqa: D205
     n = h.shape[0]
     i = v.shape[0]
     base = 2 * n
     for k in range(n):
-        lam = math.exp(-math.exp(theta[k]))
-        d_prev[k] = lam * d[k]
-        if not accumulate:
+        lam = _decay(ar, theta, k)
+        d_prev[k] = rnd(ar, ERROR, mul(ar, lam, d[k]))
+        if not accumulate_grads:
             continue
-        gamma = math.exp(theta[n + k])
-        grad[k] += -math.exp(theta[k]) * lam * d[k] * h_prev[k]
-        grad[n + k] += gamma * d[k] * _input_drive(theta, n, v, k)
+        d_nu = rnd(ar, WEIGHTS, -math.exp(theta[k]))
+        term = mul(ar, mul(ar, d_nu, lam), mul(ar, d[k], h_prev[k]))
+        accumulate(ar, GRADIENT, grad, k, term)
+        gamma = rnd(ar, WEIGHTS, math.exp(theta[n + k]))
+        gd = mul(ar, gamma, d[k])
+        accumulate(
+            ar, GRADIENT, grad, n + k, mul(ar, gd, _input_drive(ar, theta, n, v, k))
+        )
         for j in range(i):
-            grad[base + k * i + j] += gamma * d[k] * v[j]
-            dv[j] += gamma * theta[base + k * i + j] * d[k]
+            accumulate(ar, GRADIENT, grad, base + k * i + j, mul(ar, gd, v[j]))
+            accumulate(ar, INSTANT_ERROR, dv, j, mul(ar, theta[base + k * i + j], gd))

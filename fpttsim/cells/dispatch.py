@@ -3,7 +3,8 @@
 Compiled kernels cannot take a cell as an object, and taking compiled
 functions as arguments defeats Numba's on-disk cache, so the kernels pass an
 integer code and these functions branch on it. Every cell works on real
-float64 arrays, which keeps each kernel compiled once.
+float64 arrays, which keeps each kernel compiled once. ``ar`` is the
+device's arithmetic (:mod:`fpttsim.numerics.arithmetic`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from fpttsim.cells import diagonal, gru, lru, rnn
 from fpttsim.cells.jacobian import COMPLEX_DIAGONAL, DENSE, REAL_DIAGONAL
 from fpttsim.numerics import kernel
+from fpttsim.numerics.arithmetic import rnd
+from fpttsim.numerics.codes import JACOBIAN
 
 LRU = 0
 DIAGONAL = 1
@@ -29,51 +32,53 @@ def jacobian_kind(cell):
 
 
 @kernel
-def step(cell, theta, h_prev, v, h):
+def step(ar, cell, theta, h_prev, v, h):
     """``h = f(h_prev, v)``."""
     if cell == LRU:
-        lru.step(theta, h_prev, v, h)
+        lru.step(ar, theta, h_prev, v, h)
     elif cell == DIAGONAL:
-        diagonal.step(theta, h_prev, v, h)
+        diagonal.step(ar, theta, h_prev, v, h)
     elif cell == RNN:
-        rnn.step(theta, h_prev, v, h)
+        rnn.step(ar, theta, h_prev, v, h)
     else:
-        gru.step(theta, h_prev, v, h)
+        gru.step(ar, theta, h_prev, v, h)
 
 
 @kernel
-def vjp(cell, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate):
+def vjp(ar, cell, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate):
     """Transpose-Jacobian products of one step at the error ``d``.
 
     ``d_prev = J^T d``; when ``accumulate``, ``grad += (df/dtheta)^T d`` and
     ``dv += (df/dv)^T d``. ``h`` is ``f(h_prev, v)``.
     """
     if cell == LRU:
-        lru.vjp(theta, h_prev, v, h, d, d_prev, grad, dv, accumulate)
+        lru.vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate)
     elif cell == DIAGONAL:
-        diagonal.vjp(theta, h_prev, v, h, d, d_prev, grad, dv, accumulate)
+        diagonal.vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate)
     elif cell == RNN:
-        rnn.vjp(theta, h_prev, v, h, d, d_prev, grad, dv, accumulate)
+        rnn.vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate)
     else:
-        gru.vjp(theta, h_prev, v, h, d, d_prev, grad, dv, accumulate)
+        gru.vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate)
 
 
 @kernel
-def jacobian(cell, theta, h_prev, v, h, jac, unit, row):
+def jacobian(ar, cell, theta, h_prev, v, h, jac, unit, row):
     """Fill ``jac`` with ``J = df/dh_prev`` at ``(h_prev, v)``.
 
-    Dense Jacobians are formed row by row as ``J^T e_k`` from :func:`vjp`;
+    Dense Jacobians are formed row by row as ``J^T e_k`` from :func:`vjp`
+    (each entry computed as an error, then stored in the Jacobian's format);
     ``unit`` and ``row`` are scratch vectors of the state's size.
     """
     if cell == LRU:
-        lru.jacobian(theta, h_prev, v, h, jac)
+        lru.jacobian(ar, theta, h_prev, v, h, jac)
     elif cell == DIAGONAL:
-        diagonal.jacobian(theta, h_prev, v, h, jac)
+        diagonal.jacobian(ar, theta, h_prev, v, h, jac)
     else:
         n = h.shape[0]
         unit[:] = 0.0
         for k in range(n):
             unit[k] = 1.0
-            vjp(cell, theta, h_prev, v, h, unit, row, row[:0], v[:0], False)
-            jac[k * n : (k + 1) * n] = row
+            vjp(ar, cell, theta, h_prev, v, h, unit, row, row[:0], v[:0], False)
+            for j in range(n):
+                jac[k * n + j] = rnd(ar, JACOBIAN, row[j])
             unit[k] = 0.0

@@ -14,6 +14,10 @@ cell in the code.
 Parameter layout in ``theta``::
 
     Wz, Wr, Wn (N, N each) | Uz, Ur, Un (N, I each) | bz, br, bn (N each)
+
+Kernels take the device's arithmetic ``ar`` first; the gates and the
+candidate are held in the activations' format, the errors on them in the
+error format.
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ import numpy as np
 
 from fpttsim.cells._init import orthogonal_with_spectrum
 from fpttsim.numerics import kernel
+from fpttsim.numerics.arithmetic import accumulate, add, mac, mul, rnd
+from fpttsim.numerics.codes import ACTIVATION, ERROR, GRADIENT, INSTANT_ERROR, STATE
+
+# Every parameter is held by the device as it is.
+LEARNER_COORDINATES = ()
 
 
 def parameter_shapes(n: int, i: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -70,7 +79,7 @@ def _sigmoid(x):
 
 
 @kernel
-def _gates(theta, h_prev, v, z, r, cand):
+def _gates(ar, theta, h_prev, v, z, r, cand):
     """Fill the update gate, reset gate and candidate of one step."""
     n = h_prev.shape[0]
     i = v.shape[0]
@@ -79,38 +88,39 @@ def _gates(theta, h_prev, v, z, r, cand):
     b0 = u0 + 3 * n * i
     for k in range(n):
         az = theta[b0 + k]
-        ar = theta[b0 + n + k]
+        a_r = theta[b0 + n + k]
         for j in range(n):
-            az += theta[k * n + j] * h_prev[j]
-            ar += theta[nn + k * n + j] * h_prev[j]
+            az = mac(ar, az, theta[k * n + j], h_prev[j])
+            a_r = mac(ar, a_r, theta[nn + k * n + j], h_prev[j])
         for j in range(i):
-            az += theta[u0 + k * i + j] * v[j]
-            ar += theta[u0 + n * i + k * i + j] * v[j]
-        z[k] = _sigmoid(az)
-        r[k] = _sigmoid(ar)
+            az = mac(ar, az, theta[u0 + k * i + j], v[j])
+            a_r = mac(ar, a_r, theta[u0 + n * i + k * i + j], v[j])
+        z[k] = rnd(ar, ACTIVATION, _sigmoid(az))
+        r[k] = rnd(ar, ACTIVATION, _sigmoid(a_r))
     for k in range(n):
         an = theta[b0 + 2 * n + k]
         for j in range(n):
-            an += theta[2 * nn + k * n + j] * (r[j] * h_prev[j])
+            an = mac(ar, an, theta[2 * nn + k * n + j], mul(ar, r[j], h_prev[j]))
         for j in range(i):
-            an += theta[u0 + 2 * n * i + k * i + j] * v[j]
-        cand[k] = math.tanh(an)
+            an = mac(ar, an, theta[u0 + 2 * n * i + k * i + j], v[j])
+        cand[k] = rnd(ar, ACTIVATION, math.tanh(an))
 
 
 @kernel
-def step(theta, h_prev, v, h):
+def step(ar, theta, h_prev, v, h):
     """``h = (1 - z) * n + z * h_prev``."""
     n = h.shape[0]
     z = np.empty(n)
     r = np.empty(n)
     cand = np.empty(n)
-    _gates(theta, h_prev, v, z, r, cand)
+    _gates(ar, theta, h_prev, v, z, r, cand)
     for k in range(n):
-        h[k] = (1.0 - z[k]) * cand[k] + z[k] * h_prev[k]
+        keep = add(ar, 1.0, -z[k])
+        h[k] = rnd(ar, STATE, mac(ar, mul(ar, keep, cand[k]), z[k], h_prev[k]))
 
 
 @kernel
-def vjp(theta, h_prev, v, h, d, d_prev, grad, dv, accumulate):
+def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
     """Transpose-Jacobian products of one step at the error ``d = dL/dh``.
 
     With ``a_z``, ``a_r``, ``a_n`` the gates' pre-activations::
@@ -129,46 +139,57 @@ def vjp(theta, h_prev, v, h, d, d_prev, grad, dv, accumulate):
     z = np.empty(n)
     r = np.empty(n)
     cand = np.empty(n)
-    _gates(theta, h_prev, v, z, r, cand)
+    _gates(ar, theta, h_prev, v, z, r, cand)
 
     # errors on the pre-activations
     da_z = np.empty(n)
     da_n = np.empty(n)
     for k in range(n):
-        da_z[k] = d[k] * (h_prev[k] - cand[k]) * z[k] * (1.0 - z[k])
-        da_n[k] = d[k] * (1.0 - z[k]) * (1.0 - cand[k] * cand[k])
+        keep = add(ar, 1.0, -z[k])
+        dz = mul(ar, d[k], add(ar, h_prev[k], -cand[k]))
+        da_z[k] = rnd(ar, ERROR, mul(ar, dz, mul(ar, z[k], keep)))
+        slope = add(ar, 1.0, -mul(ar, cand[k], cand[k]))
+        da_n[k] = rnd(ar, ERROR, mul(ar, mul(ar, d[k], keep), slope))
     e = np.zeros(n)
     for k in range(n):
         for j in range(n):
-            e[j] += theta[2 * nn + k * n + j] * da_n[k]
+            accumulate(ar, ERROR, e, j, mul(ar, theta[2 * nn + k * n + j], da_n[k]))
     da_r = np.empty(n)
     for k in range(n):
-        da_r[k] = e[k] * h_prev[k] * r[k] * (1.0 - r[k])
+        gate_slope = mul(ar, r[k], add(ar, 1.0, -r[k]))
+        da_r[k] = rnd(ar, ERROR, mul(ar, mul(ar, e[k], h_prev[k]), gate_slope))
 
     # error on the previous state
     for k in range(n):
-        d_prev[k] = d[k] * z[k] + e[k] * r[k]
+        d_prev[k] = rnd(ar, ERROR, mac(ar, mul(ar, d[k], z[k]), e[k], r[k]))
     for k in range(n):
         for j in range(n):
-            d_prev[j] += theta[k * n + j] * da_z[k] + theta[nn + k * n + j] * da_r[k]
-    if not accumulate:
+            term = mac(
+                ar, mul(ar, theta[k * n + j], da_z[k]), theta[nn + k * n + j], da_r[k]
+            )
+            accumulate(ar, ERROR, d_prev, j, term)
+    if not accumulate_grads:
         return
 
     # parameters and input, gate by gate: z, r, n
     for k in range(n):
         for j in range(n):
-            grad[k * n + j] += da_z[k] * h_prev[j]
-            grad[nn + k * n + j] += da_r[k] * h_prev[j]
-            grad[2 * nn + k * n + j] += da_n[k] * r[j] * h_prev[j]
+            accumulate(ar, GRADIENT, grad, k * n + j, mul(ar, da_z[k], h_prev[j]))
+            accumulate(ar, GRADIENT, grad, nn + k * n + j, mul(ar, da_r[k], h_prev[j]))
+            rh = mul(ar, r[j], h_prev[j])
+            accumulate(ar, GRADIENT, grad, 2 * nn + k * n + j, mul(ar, da_n[k], rh))
         for j in range(i):
-            grad[u0 + k * i + j] += da_z[k] * v[j]
-            grad[u0 + n * i + k * i + j] += da_r[k] * v[j]
-            grad[u0 + 2 * n * i + k * i + j] += da_n[k] * v[j]
-            dv[j] += (
-                theta[u0 + k * i + j] * da_z[k]
-                + theta[u0 + n * i + k * i + j] * da_r[k]
-                + theta[u0 + 2 * n * i + k * i + j] * da_n[k]
+            accumulate(ar, GRADIENT, grad, u0 + k * i + j, mul(ar, da_z[k], v[j]))
+            accumulate(
+                ar, GRADIENT, grad, u0 + n * i + k * i + j, mul(ar, da_r[k], v[j])
             )
-        grad[b0 + k] += da_z[k]
-        grad[b0 + n + k] += da_r[k]
-        grad[b0 + 2 * n + k] += da_n[k]
+            accumulate(
+                ar, GRADIENT, grad, u0 + 2 * n * i + k * i + j, mul(ar, da_n[k], v[j])
+            )
+            term = mul(ar, theta[u0 + k * i + j], da_z[k])
+            term = mac(ar, term, theta[u0 + n * i + k * i + j], da_r[k])
+            term = mac(ar, term, theta[u0 + 2 * n * i + k * i + j], da_n[k])
+            accumulate(ar, INSTANT_ERROR, dv, j, term)
+        accumulate(ar, GRADIENT, grad, b0 + k, da_z[k])
+        accumulate(ar, GRADIENT, grad, b0 + n + k, da_r[k])
+        accumulate(ar, GRADIENT, grad, b0 + 2 * n + k, da_n[k])

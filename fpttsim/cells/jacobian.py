@@ -11,7 +11,10 @@ Three kinds of Jacobian, each held as a flat float64 array:
     ``J`` row-major, size ``N*N``, ``jac[i*N + j] = df_i/dh_j``.
 
 The product ``P = J_0^T J_1^T ... J_{t-1}^T`` has the same kind and size as
-``J``: a diagonal product stays diagonal.
+``J``: a diagonal product stays diagonal. Kernels take the device's
+arithmetic ``ar`` first: ``P`` is stored in the Jacobian product's format,
+solves and ``P x`` give errors (the error format), ``J x`` gives sensitivities
+(held like ``P``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from fpttsim.numerics import kernel
+from fpttsim.numerics.arithmetic import accumulate, add, mac, mul, rnd
+from fpttsim.numerics.codes import ERROR, JACOBIAN, JACOBIAN_PRODUCT
 
 COMPLEX_DIAGONAL = 0
 REAL_DIAGONAL = 1
@@ -40,7 +45,7 @@ def prod_init(kind, jac_prod):
 
 
 @kernel
-def prod_update(kind, jac_prod, jac, work):
+def prod_update(ar, kind, jac_prod, jac, work):
     """``P <- P J^T``; ``work`` is scratch of the size of ``P``."""
     if kind == COMPLEX_DIAGONAL:
         n = jac.shape[0] // 2
@@ -49,97 +54,94 @@ def prod_update(kind, jac_prod, jac, work):
             pi = jac_prod[n + k]
             lr = jac[k]
             li = jac[n + k]
-            jac_prod[k] = pr * lr + pi * li
-            jac_prod[n + k] = pi * lr - pr * li
+            jac_prod[k] = rnd(ar, JACOBIAN_PRODUCT, mac(ar, mul(ar, pr, lr), pi, li))
+            jac_prod[n + k] = rnd(
+                ar, JACOBIAN_PRODUCT, mac(ar, mul(ar, pi, lr), -pr, li)
+            )
     elif kind == REAL_DIAGONAL:
         for k in range(jac.shape[0]):
-            jac_prod[k] *= jac[k]
+            jac_prod[k] = rnd(ar, JACOBIAN_PRODUCT, mul(ar, jac_prod[k], jac[k]))
     else:
         n = int(np.sqrt(jac.shape[0]) + 0.5)
-        work[:] = 0.0
         # (P J^T)[i, j] = sum_k P[i, k] J[j, k], summed in order k
         for i in range(n):
-            for k in range(n):
-                p = jac_prod[i * n + k]
-                for j in range(n):
-                    work[i * n + j] += p * jac[j * n + k]
+            for j in range(n):
+                acc = 0.0
+                for k in range(n):
+                    acc = mac(ar, acc, jac_prod[i * n + k], jac[j * n + k])
+                work[i * n + j] = rnd(ar, JACOBIAN_PRODUCT, acc)
         jac_prod[:] = work
 
 
 @kernel
-def prod_apply(kind, jac_prod, x, out):
-    """``out = P x``."""
-    if kind == COMPLEX_DIAGONAL:
-        n = x.shape[0] // 2
-        for k in range(n):
-            pr = jac_prod[k]
-            pi = jac_prod[n + k]
-            out[k] = pr * x[k] - pi * x[n + k]
-            out[n + k] = pr * x[n + k] + pi * x[k]
-    elif kind == REAL_DIAGONAL:
-        for k in range(x.shape[0]):
-            out[k] = jac_prod[k] * x[k]
-    else:
-        n = x.shape[0]
-        out[:] = 0.0
-        for k in range(n):
-            for i in range(n):
-                out[i] += jac_prod[i * n + k] * x[k]
+def prod_apply(ar, kind, jac_prod, x, out):
+    """``out = P x``, an error."""
+    _apply(ar, kind, jac_prod, x, out, ERROR)
 
 
 @kernel
-def mul(kind, jac, x, out):
-    """``out = J x`` (forward sensitivities, RTRL)."""
-    if kind == COMPLEX_DIAGONAL:
-        n = x.shape[0] // 2
-        for k in range(n):
-            lr = jac[k]
-            li = jac[n + k]
-            out[k] = lr * x[k] - li * x[n + k]
-            out[n + k] = lr * x[n + k] + li * x[k]
-    elif kind == REAL_DIAGONAL:
-        for k in range(x.shape[0]):
-            out[k] = jac[k] * x[k]
-    else:
-        n = x.shape[0]
-        out[:] = 0.0
-        for k in range(n):
-            for i in range(n):
-                out[i] += jac[i * n + k] * x[k]
+def mul_vector(ar, kind, jac, x, out):
+    """``out = J x`` (forward sensitivities, RTRL), held like ``P``."""
+    _apply(ar, kind, jac, x, out, JACOBIAN_PRODUCT)
 
 
 @kernel
-def solve_transpose(kind, jac, x, out, lu):
+def _apply(ar, kind, mat, x, out, quantity):
+    """``out = M x`` for ``M`` of the given kind, rounded to ``quantity``."""
+    if kind == COMPLEX_DIAGONAL:
+        n = x.shape[0] // 2
+        for k in range(n):
+            mr = mat[k]
+            mi = mat[n + k]
+            out[k] = rnd(ar, quantity, mac(ar, mul(ar, mr, x[k]), -mi, x[n + k]))
+            out[n + k] = rnd(ar, quantity, mac(ar, mul(ar, mr, x[n + k]), mi, x[k]))
+    elif kind == REAL_DIAGONAL:
+        for k in range(x.shape[0]):
+            out[k] = rnd(ar, quantity, mul(ar, mat[k], x[k]))
+    else:
+        n = x.shape[0]
+        for i in range(n):
+            acc = 0.0
+            for k in range(n):
+                acc = mac(ar, acc, mat[i * n + k], x[k])
+            out[i] = rnd(ar, quantity, acc)
+
+
+@kernel
+def solve_transpose(ar, kind, jac, x, out, lu):
     """``out = J^{-T} x``; False (and ``out`` undefined) when ``J`` is singular.
 
     Dense Jacobians are factorised with partial pivoting in ``lu`` (scratch of
-    size ``N*N``); a zero pivot means ``J`` is singular.
+    size ``N*N``, entries held in the Jacobian's format); a zero pivot means
+    ``J`` is singular.
     """
     if kind == COMPLEX_DIAGONAL:
         n = x.shape[0] // 2
         for k in range(n):
             lr = jac[k]
             li = jac[n + k]
-            m2 = lr * lr + li * li
+            m2 = mac(ar, mul(ar, lr, lr), li, li)
             if m2 == 0.0:
                 return False
             # x / conj(lam) = x lam / |lam|^2
             xr = x[k]
             xi = x[n + k]
-            out[k] = (xr * lr - xi * li) / m2
-            out[n + k] = (xr * li + xi * lr) / m2
+            re = mac(ar, mul(ar, xr, lr), -xi, li)
+            im = mac(ar, mul(ar, xr, li), xi, lr)
+            out[k] = rnd(ar, ERROR, re / m2)
+            out[n + k] = rnd(ar, ERROR, im / m2)
         return True
     if kind == REAL_DIAGONAL:
         for k in range(x.shape[0]):
             if jac[k] == 0.0:
                 return False
-            out[k] = x[k] / jac[k]
+            out[k] = rnd(ar, ERROR, x[k] / jac[k])
         return True
-    return _solve_dense_transpose(jac, x, out, lu)
+    return _solve_dense_transpose(ar, jac, x, out, lu)
 
 
 @kernel
-def _solve_dense_transpose(jac, x, out, lu):
+def _solve_dense_transpose(ar, jac, x, out, lu):
     n = x.shape[0]
     for i in range(n):
         for j in range(n):
@@ -166,16 +168,17 @@ def _solve_dense_transpose(jac, x, out, lu):
             out[p] = tmp
         pivot = lu[c * n + c]
         for r in range(c + 1, n):
-            factor = lu[r * n + c] / pivot
+            factor = rnd(ar, JACOBIAN, lu[r * n + c] / pivot)
             if factor != 0.0:
                 for j in range(c + 1, n):
-                    lu[r * n + j] -= factor * lu[c * n + j]
-                out[r] -= factor * out[c]
+                    term = -mul(ar, factor, lu[c * n + j])
+                    accumulate(ar, JACOBIAN, lu, r * n + j, term)
+                accumulate(ar, ERROR, out, r, -mul(ar, factor, out[c]))
 
     # back substitution
     for c in range(n - 1, -1, -1):
         s = out[c]
         for j in range(c + 1, n):
-            s -= lu[c * n + j] * out[j]
-        out[c] = s / lu[c * n + c]
+            s = add(ar, s, -mul(ar, lu[c * n + j], out[j]))
+        out[c] = rnd(ar, ERROR, s / lu[c * n + c])
     return True

@@ -20,6 +20,11 @@ Parameter layout in ``theta`` (flat, float64)::
 
 ``gamma`` is a parameter of its own, initialised to ``sqrt(1 - |lam|^2)`` as
 in the LRU paper, so that its gradient does not flow into ``nu_log``.
+
+Every kernel takes the device's arithmetic ``ar`` first
+(:mod:`fpttsim.numerics.arithmetic`). ``lam`` is held in the Jacobian's
+format, ``gamma`` and the chain-rule factors of the parametrisation in the
+weights' format.
 """
 
 from __future__ import annotations
@@ -29,6 +34,20 @@ import math
 import numpy as np
 
 from fpttsim.numerics import kernel
+from fpttsim.numerics.arithmetic import accumulate, mac, mul, rnd
+from fpttsim.numerics.codes import (
+    ERROR,
+    GRADIENT,
+    INSTANT_ERROR,
+    JACOBIAN,
+    STATE,
+    WEIGHTS,
+)
+
+# Parameters in the learner's coordinates: updated by training, but not what a
+# device holds. It holds lam (in the Jacobian's format) and gamma (in the
+# weights'), which the kernels derive from them and round.
+LEARNER_COORDINATES = ("nu_log", "theta_log", "gamma_log")
 
 
 def parameter_shapes(n: int, i: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -70,54 +89,59 @@ def initialise(
 
 
 @kernel
-def _eigenvalue(theta, n, k):
+def _eigenvalue(ar, theta, n, k):
+    """``[Re lam_k, Im lam_k]`` in the Jacobian's format."""
     modulus = math.exp(-math.exp(theta[k]))
     angle = math.exp(theta[n + k])
-    return modulus * math.cos(angle), modulus * math.sin(angle)
+    lr = rnd(ar, JACOBIAN, modulus * math.cos(angle))
+    li = rnd(ar, JACOBIAN, modulus * math.sin(angle))
+    return lr, li
 
 
 @kernel
-def _input_drive(theta, n, v, k):
+def _input_drive(ar, theta, n, v, k):
     """Real and imaginary parts of ``(B v)_k``, summed in input order."""
     i = v.shape[0]
     base = 3 * n
     wr = 0.0
     wi = 0.0
     for j in range(i):
-        wr += theta[base + k * i + j] * v[j]
-        wi += theta[base + (n + k) * i + j] * v[j]
+        wr = mac(ar, wr, theta[base + k * i + j], v[j])
+        wi = mac(ar, wi, theta[base + (n + k) * i + j], v[j])
     return wr, wi
 
 
 @kernel
-def step(theta, h_prev, v, h):
+def step(ar, theta, h_prev, v, h):
     """``h = lam * h_prev + gamma * (B v)``."""
     n = h.shape[0] // 2
     for k in range(n):
-        lr, li = _eigenvalue(theta, n, k)
-        gamma = math.exp(theta[2 * n + k])
-        wr, wi = _input_drive(theta, n, v, k)
+        lr, li = _eigenvalue(ar, theta, n, k)
+        gamma = rnd(ar, WEIGHTS, math.exp(theta[2 * n + k]))
+        wr, wi = _input_drive(ar, theta, n, v, k)
         a = h_prev[k]
         b = h_prev[n + k]
-        h[k] = lr * a - li * b + gamma * wr
-        h[n + k] = li * a + lr * b + gamma * wi
+        re = mac(ar, mac(ar, mul(ar, lr, a), -li, b), gamma, wr)
+        im = mac(ar, mac(ar, mul(ar, li, a), lr, b), gamma, wi)
+        h[k] = rnd(ar, STATE, re)
+        h[n + k] = rnd(ar, STATE, im)
 
 
 @kernel
-def jacobian(theta, h_prev, v, h, jac):
+def jacobian(ar, theta, h_prev, v, h, jac):
     """The diagonal Jacobian ``lam``, as ``[Re lam, Im lam]``."""
     n = h.shape[0] // 2
     for k in range(n):
-        lr, li = _eigenvalue(theta, n, k)
+        lr, li = _eigenvalue(ar, theta, n, k)
         jac[k] = lr
         jac[n + k] = li
 
 
 @kernel
-def vjp(theta, h_prev, v, h, d, d_prev, grad, dv, accumulate):
+def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
     """Transpose-Jacobian products of one step at the error ``d = dL/dh``.
 
-    ``d_prev = J^T d = conj(lam) d``. When ``accumulate``:
+    ``d_prev = J^T d = conj(lam) d``. When ``accumulate_grads``:
     ``grad += (df/dtheta)^T d`` and ``dv += (df/dv)^T d``. With the complex
     gradient ``g_lam = d conj(h_prev)``, a real parameter ``s`` of ``lam`` gets
     ``Re(g_lam conj(dlam/ds))``: ``dlam/dnu_log = -exp(nu_log) lam`` and
@@ -127,29 +151,40 @@ def vjp(theta, h_prev, v, h, d, d_prev, grad, dv, accumulate):
     i = v.shape[0]
     base = 3 * n
     for k in range(n):
-        lr, li = _eigenvalue(theta, n, k)
+        lr, li = _eigenvalue(ar, theta, n, k)
         da = d[k]
         db = d[n + k]
-        d_prev[k] = lr * da + li * db
-        d_prev[n + k] = lr * db - li * da
-        if not accumulate:
+        d_prev[k] = rnd(ar, ERROR, mac(ar, mul(ar, lr, da), li, db))
+        d_prev[n + k] = rnd(ar, ERROR, mac(ar, mul(ar, lr, db), -li, da))
+        if not accumulate_grads:
             continue
 
         # the eigenvalue's parameters
         a = h_prev[k]
         b = h_prev[n + k]
-        g_re = da * a + db * b
-        g_im = db * a - da * b
-        grad[k] += -math.exp(theta[k]) * (g_re * lr + g_im * li)
-        grad[n + k] += math.exp(theta[n + k]) * (g_im * lr - g_re * li)
+        g_re = mac(ar, mul(ar, da, a), db, b)
+        g_im = mac(ar, mul(ar, db, a), -da, b)
+        d_nu = rnd(ar, WEIGHTS, -math.exp(theta[k]))
+        d_theta = rnd(ar, WEIGHTS, math.exp(theta[n + k]))
+        term = mul(ar, d_nu, mac(ar, mul(ar, g_re, lr), g_im, li))
+        accumulate(ar, GRADIENT, grad, k, term)
+        term = mul(ar, d_theta, mac(ar, mul(ar, g_im, lr), -g_re, li))
+        accumulate(ar, GRADIENT, grad, n + k, term)
 
         # the input scale and the input matrix
-        gamma = math.exp(theta[2 * n + k])
-        wr, wi = _input_drive(theta, n, v, k)
-        grad[2 * n + k] += gamma * (da * wr + db * wi)
+        gamma = rnd(ar, WEIGHTS, math.exp(theta[2 * n + k]))
+        wr, wi = _input_drive(ar, theta, n, v, k)
+        term = mul(ar, gamma, mac(ar, mul(ar, da, wr), db, wi))
+        accumulate(ar, GRADIENT, grad, 2 * n + k, term)
+        gda = mul(ar, gamma, da)
+        gdb = mul(ar, gamma, db)
         for j in range(i):
-            grad[base + k * i + j] += gamma * da * v[j]
-            grad[base + (n + k) * i + j] += gamma * db * v[j]
-            dv[j] += gamma * (
-                theta[base + k * i + j] * da + theta[base + (n + k) * i + j] * db
+            accumulate(ar, GRADIENT, grad, base + k * i + j, mul(ar, gda, v[j]))
+            accumulate(ar, GRADIENT, grad, base + (n + k) * i + j, mul(ar, gdb, v[j]))
+            term = mac(
+                ar,
+                mul(ar, theta[base + k * i + j], gda),
+                theta[base + (n + k) * i + j],
+                gdb,
             )
+            accumulate(ar, INSTANT_ERROR, dv, j, term)

@@ -7,6 +7,9 @@ With ``N`` units and input ``v`` of size ``I``::
 Parameter layout in ``theta``::
 
     W (N, N) | U (N, I) | b (N)
+
+Kernels take the device's arithmetic ``ar`` first; ``tanh`` is evaluated on
+the rounded pre-activation and stored in the state's format.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ import numpy as np
 
 from fpttsim.cells._init import orthogonal_with_spectrum
 from fpttsim.numerics import kernel
+from fpttsim.numerics.arithmetic import accumulate, mac, mul, rnd
+from fpttsim.numerics.codes import ERROR, GRADIENT, INSTANT_ERROR, STATE
+
+# Every parameter is held by the device as it is.
+LEARNER_COORDINATES = ()
 
 
 def parameter_shapes(n: int, i: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -51,42 +59,43 @@ def initialise(
 
 
 @kernel
-def _preactivation(theta, h_prev, v, k):
+def _preactivation(ar, theta, h_prev, v, k):
     n = h_prev.shape[0]
     i = v.shape[0]
     u0 = n * n
     a = theta[u0 + n * i + k]
     for j in range(n):
-        a += theta[k * n + j] * h_prev[j]
+        a = mac(ar, a, theta[k * n + j], h_prev[j])
     for j in range(i):
-        a += theta[u0 + k * i + j] * v[j]
+        a = mac(ar, a, theta[u0 + k * i + j], v[j])
     return a
 
 
 @kernel
-def step(theta, h_prev, v, h):
+def step(ar, theta, h_prev, v, h):
     """``h = tanh(W h_prev + U v + b)``."""
     for k in range(h.shape[0]):
-        h[k] = math.tanh(_preactivation(theta, h_prev, v, k))
+        h[k] = rnd(ar, STATE, math.tanh(_preactivation(ar, theta, h_prev, v, k)))
 
 
 @kernel
-def vjp(theta, h_prev, v, h, d, d_prev, grad, dv, accumulate):
-    """``d_prev = W^T s`` with ``s = (1 - h^2) d``; gradients when ``accumulate``."""
+def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
+    """``d_prev = W^T s`` with ``s = (1 - h^2) d``; gradients when asked."""
     n = h.shape[0]
     i = v.shape[0]
     u0 = n * n
     b0 = u0 + n * i
     d_prev[:] = 0.0
     for k in range(n):
-        s = (1.0 - h[k] * h[k]) * d[k]
+        slope = rnd(ar, ERROR, 1.0 - mul(ar, h[k], h[k]))
+        s = rnd(ar, ERROR, mul(ar, slope, d[k]))
         for j in range(n):
-            d_prev[j] += theta[k * n + j] * s
-        if not accumulate:
+            accumulate(ar, ERROR, d_prev, j, mul(ar, theta[k * n + j], s))
+        if not accumulate_grads:
             continue
         for j in range(n):
-            grad[k * n + j] += s * h_prev[j]
+            accumulate(ar, GRADIENT, grad, k * n + j, mul(ar, s, h_prev[j]))
         for j in range(i):
-            grad[u0 + k * i + j] += s * v[j]
-            dv[j] += theta[u0 + k * i + j] * s
-        grad[b0 + k] += s
+            accumulate(ar, GRADIENT, grad, u0 + k * i + j, mul(ar, s, v[j]))
+            accumulate(ar, INSTANT_ERROR, dv, j, mul(ar, theta[u0 + k * i + j], s))
+        accumulate(ar, GRADIENT, grad, b0 + k, s)

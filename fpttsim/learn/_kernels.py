@@ -4,7 +4,8 @@ Index convention, shared by every kernel here: ``v[t-1]`` is the layer's
 input at step ``t = 1..T``; ``h[t]`` its state (``h[0] = 0``); ``g[t]`` the
 instantaneous error ``dl_t/dh_t`` (``g[0] = 0``); ``dv[t-1]`` receives the
 error on ``v[t-1]``. Kernels return a status: 0 on success, or the step
-``t >= 1`` at which the recurrent Jacobian was singular.
+``t >= 1`` at which the recurrent Jacobian was singular. Every kernel takes
+the device's arithmetic ``ar`` first (:mod:`fpttsim.numerics.arithmetic`).
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ import numpy as np
 
 from fpttsim.cells import dispatch, jacobian
 from fpttsim.numerics import kernel
+from fpttsim.numerics.arithmetic import accumulate, add, mac, rnd
+from fpttsim.numerics.codes import ERROR, GRADIENT, JACOBIAN_PRODUCT
 
 
 @kernel
-def forward(cell, theta, v, h):
+def forward(ar, cell, theta, v, h):
     """``h[t] = f(h[t-1], v[t-1])`` for ``t = 1..T``; ``h[0]`` is left as is."""
     for t in range(1, v.shape[0] + 1):
-        dispatch.step(cell, theta, h[t - 1], v[t - 1], h[t])
+        dispatch.step(ar, cell, theta, h[t - 1], v[t - 1], h[t])
 
 
 @kernel
-def bptt(cell, theta, v, h, g, grad, dv, delta):
+def bptt(ar, cell, theta, v, h, g, grad, dv, delta):
     """Backpropagation through time, the oracle.
 
     ``delta[T] = g[T]``, ``delta[t-1] = J_{t-1}^T delta[t] + g[t-1]``, with
@@ -35,19 +38,30 @@ def bptt(cell, theta, v, h, g, grad, dv, delta):
     for t in range(n_steps, 0, -1):
         delta[t] = d
         dispatch.vjp(
-            cell, theta, h[t - 1], v[t - 1], h[t], d, d_prev, grad, dv[t - 1], True
+            ar, cell, theta, h[t - 1], v[t - 1], h[t], d, d_prev, grad, dv[t - 1], True
         )
-        d = d_prev + g[t - 1]
+        for k in range(d.shape[0]):
+            d[k] = rnd(ar, ERROR, add(ar, d_prev[k], g[t - 1, k]))
     delta[0] = d
 
 
 @kernel
-def spatial(cell, theta, v, h, g, grad, dv):
+def spatial(ar, cell, theta, v, h, g, grad, dv):
     """Spatial backpropagation: ``delta[t] = g[t]``, no temporal credit."""
     d_prev = np.empty(g.shape[1])
     for t in range(1, v.shape[0] + 1):
         dispatch.vjp(
-            cell, theta, h[t - 1], v[t - 1], h[t], g[t], d_prev, grad, dv[t - 1], True
+            ar,
+            cell,
+            theta,
+            h[t - 1],
+            v[t - 1],
+            h[t],
+            g[t],
+            d_prev,
+            grad,
+            dv[t - 1],
+            True,
         )
 
 
@@ -80,19 +94,29 @@ def _scratch(kind, size):
 
 
 @kernel
-def _advance(cell, kind, theta, h_prev, v_t, h, g_prev, d, jac, lu, unit, row):
+def _advance(ar, cell, kind, theta, h_prev, v_t, h, g_prev, d, jac, lu, unit, row):
     """One step of a forward error pass, shared by both FPTT phases.
 
     ``h = f(h_prev, v_t)``, ``J = df/dh_prev``, ``d <- J^{-T} (d - g_prev)``;
     False when ``J`` is singular.
     """
-    dispatch.step(cell, theta, h_prev, v_t, h)
-    dispatch.jacobian(cell, theta, h_prev, v_t, h, jac, unit, row)
-    return jacobian.solve_transpose(kind, jac, d - g_prev, d, lu)
+    dispatch.step(ar, cell, theta, h_prev, v_t, h)
+    dispatch.jacobian(ar, cell, theta, h_prev, v_t, h, jac, unit, row)
+    x = _difference(ar, d, g_prev)
+    return jacobian.solve_transpose(ar, kind, jac, x, d, lu)
 
 
 @kernel
-def fptt_warmup(cell, theta, v, g, delta0, jac_prod):
+def _difference(ar, a, b):
+    """``a - b``, an error."""
+    out = np.empty_like(a)
+    for k in range(a.shape[0]):
+        out[k] = rnd(ar, ERROR, add(ar, a[k], -b[k]))
+    return out
+
+
+@kernel
+def fptt_warmup(ar, cell, theta, v, g, delta0, jac_prod):
     r"""FPTT phase 1: run the error equation forward from zero.
 
     ``d <- J_{t-1}^{-T} (d - g[t-1])`` and ``P <- P J_{t-1}^T`` for
@@ -108,18 +132,18 @@ def fptt_warmup(cell, theta, v, g, delta0, jac_prod):
     peak = 0.0
     for t in range(1, n_steps + 1):
         if not _advance(
-            cell, kind, theta, h_prev, v[t - 1], h, g[t - 1], d, jac, lu, unit, row
+            ar, cell, kind, theta, h_prev, v[t - 1], h, g[t - 1], d, jac, lu, unit, row
         ):
             return t, peak
-        jacobian.prod_update(kind, jac_prod, jac, work)
+        jacobian.prod_update(ar, kind, jac_prod, jac, work)
         peak = max(peak, np.sqrt(np.sum(d * d)))
         h_prev[:] = h
-    jacobian.prod_apply(kind, jac_prod, g[n_steps] - d, delta0)
+    jacobian.prod_apply(ar, kind, jac_prod, _difference(ar, g[n_steps], d), delta0)
     return 0, peak
 
 
 @kernel
-def fptt_error_pass(cell, theta, v, g, delta0, grad, dv, residual):
+def fptt_error_pass(ar, cell, theta, v, g, delta0, grad, dv, residual):
     r"""FPTT phase 2: errors and gradients, forward in time.
 
     From ``d = delta0``: ``d <- J_{t-1}^{-T} (d - g[t-1])`` (now ``d = delta_t``)
@@ -135,10 +159,12 @@ def fptt_error_pass(cell, theta, v, g, delta0, grad, dv, residual):
     peak = np.sqrt(np.sum(d * d))
     for t in range(1, n_steps + 1):
         if not _advance(
-            cell, kind, theta, h_prev, v[t - 1], h, g[t - 1], d, jac, lu, unit, row
+            ar, cell, kind, theta, h_prev, v[t - 1], h, g[t - 1], d, jac, lu, unit, row
         ):
             return t, peak
-        dispatch.vjp(cell, theta, h_prev, v[t - 1], h, d, d_prev, grad, dv[t - 1], True)
+        dispatch.vjp(
+            ar, cell, theta, h_prev, v[t - 1], h, d, d_prev, grad, dv[t - 1], True
+        )
         peak = max(peak, np.sqrt(np.sum(d * d)))
         h_prev[:] = h
     residual[:] = d - g[n_steps]
@@ -146,7 +172,7 @@ def fptt_error_pass(cell, theta, v, g, delta0, grad, dv, residual):
 
 
 @kernel
-def rtrl(cell, theta, v, g, grad, sens):
+def rtrl(ar, cell, theta, v, g, grad, sens):
     r"""Real-time recurrent learning: forward sensitivities ``dh_t/dtheta``.
 
     ``sens[m] = dh/dtheta_m`` (shape ``(M, S)``, zero on entry) follows
@@ -164,25 +190,39 @@ def rtrl(cell, theta, v, g, grad, sens):
     row = np.empty(size)
     moved = np.empty(size)
     grad_row = np.empty(n_params)
-    dv_scratch = np.empty(v.shape[1])
+    dv_scratch = np.zeros(v.shape[1])  # errors on the input: RTRL needs none
     for t in range(1, n_steps + 1):
-        dispatch.step(cell, theta, h_prev, v[t - 1], h)
-        dispatch.jacobian(cell, theta, h_prev, v[t - 1], h, jac, unit, row)
+        dispatch.step(ar, cell, theta, h_prev, v[t - 1], h)
+        dispatch.jacobian(ar, cell, theta, h_prev, v[t - 1], h, jac, unit, row)
         for m in range(n_params):
-            jacobian.mul(kind, jac, sens[m], moved)
+            jacobian.mul_vector(ar, kind, jac, sens[m], moved)
             sens[m] = moved
 
         # df_s/dtheta is the parameter gradient of the unit error e_s
         for s in range(size):
             unit[s] = 1.0
             grad_row[:] = 0.0
+            dv_scratch[:] = 0.0
             dispatch.vjp(
-                cell, theta, h_prev, v[t - 1], h, unit, row, grad_row, dv_scratch, True
+                ar,
+                cell,
+                theta,
+                h_prev,
+                v[t - 1],
+                h,
+                unit,
+                row,
+                grad_row,
+                dv_scratch,
+                True,
             )
             unit[s] = 0.0
             for m in range(n_params):
-                sens[m, s] += grad_row[m]
+                accumulate(ar, JACOBIAN_PRODUCT, sens[m], s, grad_row[m])
 
         for m in range(n_params):
-            grad[m] += np.sum(sens[m] * g[t])
+            dot = 0.0
+            for s in range(size):
+                dot = mac(ar, dot, sens[m, s], g[t, s])
+            accumulate(ar, GRADIENT, grad, m, dot)
         h_prev[:] = h

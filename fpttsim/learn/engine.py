@@ -27,6 +27,8 @@ import numpy as np
 from fpttsim.errors import ConfigError, NumericalError
 from fpttsim.learn import _kernels
 from fpttsim.network import Network, block, readout
+from fpttsim.numerics import codes
+from fpttsim.numerics.arithmetic import Arithmetic
 
 ALGORITHMS = ("bptt", "spatial", "fptt", "rtrl")
 
@@ -121,23 +123,35 @@ def check_algorithm(net: Network, algorithm: str, rtrl_max_bytes: int) -> None:
         )
 
 
-def _forward(net: Network, theta: np.ndarray, inputs: np.ndarray):
+_REFERENCE: Arithmetic | None = None
+
+
+def reference_arithmetic() -> Arithmetic:
+    """Float64 everywhere (shared; its event counters stay empty)."""
+    global _REFERENCE
+    if _REFERENCE is None:
+        _REFERENCE = Arithmetic.reference()
+    return _REFERENCE
+
+
+def _forward(net: Network, theta: np.ndarray, inputs: np.ndarray, arith: Arithmetic):
     """States and outputs of every layer over the window."""
+    ar = arith.ar
     n_steps = inputs.shape[0]
     us, hs = [], []
-    u = np.ascontiguousarray(inputs, dtype=np.float64)
+    u = np.ascontiguousarray(arith.round(codes.INPUT, inputs), dtype=np.float64)
     for layer, spec in enumerate(net.cells):
         h = np.zeros((n_steps + 1, spec.state_size))  # (T+1, S), h[0] = 0
-        _kernels.forward(spec.code, theta[net.cell_slices[layer]], u, h)
+        _kernels.forward(ar, spec.code, theta[net.cell_slices[layer]], u, h)
         o = np.empty((n_steps, net.width))  # (T, H)
-        block.forward(theta[net.block_slices[layer]], u, h, net.mlp_hidden, o)
+        block.forward(ar, theta[net.block_slices[layer]], u, h, net.mlp_hidden, o)
         us.append(u)
         hs.append(h)
         u = o
     return us, hs, u
 
 
-def _readout(net, theta, o, window, grad):
+def _readout(net, theta, o, window, grad, ar):
     """Loss and ``dL/do`` of the top layer; adds the readout's gradient."""
     e = np.zeros_like(o)  # (T, H)
     g_out = grad[net.readout_slice]
@@ -146,21 +160,24 @@ def _readout(net, theta, o, window, grad):
     if net.loss == "ce":
         targets = np.ascontiguousarray(window.targets, dtype=np.int64)
         loss, correct, counted = readout.cross_entropy(
-            w, o, targets, mask, net.output_size, g_out, e
+            ar, w, o, targets, mask, net.output_size, g_out, e
         )
     else:
         targets = np.ascontiguousarray(window.targets, dtype=np.float64)
         loss, correct, counted = readout.mean_squared_error(
-            w, o, targets, mask, g_out, e
+            ar, w, o, targets, mask, g_out, e
         )
     grad[net.readout_slice] = g_out
     return float(loss), int(correct), int(counted), e
 
 
-def window_loss(net: Network, theta: np.ndarray, window) -> float:
+def window_loss(
+    net: Network, theta: np.ndarray, window, arithmetic: Arithmetic | None = None
+) -> float:
     """The window's loss alone (for finite differences)."""
-    _, _, o = _forward(net, theta, window.inputs)
-    return _readout(net, theta, o, window, np.zeros(net.size))[0]
+    arith = arithmetic or reference_arithmetic()
+    _, _, o = _forward(net, theta, window.inputs, arith)
+    return _readout(net, theta, o, window, np.zeros(net.size), arith.ar)[0]
 
 
 def window_gradient(
@@ -169,6 +186,7 @@ def window_gradient(
     window,
     algorithm: str,
     passes: int | None = None,
+    arithmetic: Arithmetic | None = None,
 ) -> WindowGradient:
     """Loss and gradient of one window with ``algorithm``.
 
@@ -184,6 +202,9 @@ def window_gradient(
         ``"bptt"``, ``"spatial"``, ``"fptt"`` or ``"rtrl"``.
     passes
         FPTT passes, ``1..L+1`` (default ``L + 1``, exact for every layer).
+    arithmetic
+        The device's number formats; None for float64 throughout. Its event
+        counters grow with what this window's rounding met.
 
     Raises
     ------
@@ -191,10 +212,13 @@ def window_gradient(
         When FPTT meets a singular recurrent Jacobian.
     """
     modes = layer_modes(net, algorithm, passes)
+    arith = arithmetic or reference_arithmetic()
+    arith.begin_window()
+    ar = arith.ar
     theta = np.ascontiguousarray(theta, dtype=np.float64)
     grad = np.zeros(net.size)
-    us, hs, o = _forward(net, theta, window.inputs)
-    loss, correct, counted, e = _readout(net, theta, o, window, grad)
+    us, hs, o = _forward(net, theta, window.inputs, arith)
+    loss, correct, counted, e = _readout(net, theta, o, window, grad, ar)
 
     diagnostics: list[LayerDiagnostics] = [None] * net.layers  # type: ignore[list-item]
     for layer in range(net.layers - 1, -1, -1):
@@ -206,7 +230,7 @@ def window_gradient(
         du = np.empty_like(u)  # (T, I)
         g_block = grad[net.block_slices[layer]]
         block.backward(
-            theta[net.block_slices[layer]], u, h, e, net.mlp_hidden, g_block, g, du
+            ar, theta[net.block_slices[layer]], u, h, e, net.mlp_hidden, g_block, g, du
         )
         grad[net.block_slices[layer]] = g_block
 
@@ -214,7 +238,7 @@ def window_gradient(
         theta_cell = theta[net.cell_slices[layer]]
         g_cell = np.zeros(theta_cell.size)
         diagnostics[layer] = _credit(
-            spec, modes[layer], theta_cell, u, h, g, g_cell, du, layer
+            ar, spec, modes[layer], theta_cell, u, h, g, g_cell, du, layer
         )
         grad[net.cell_slices[layer]] = g_cell
         e = du
@@ -222,30 +246,30 @@ def window_gradient(
     return WindowGradient(loss, grad, correct, counted, diagnostics)
 
 
-def _credit(spec, mode, theta_cell, u, h, g, grad, du, layer) -> LayerDiagnostics:
+def _credit(ar, spec, mode, theta_cell, u, h, g, grad, du, layer) -> LayerDiagnostics:
     """Run one layer's algorithm; adds to ``grad`` and ``du``."""
     if mode == "bptt":
         delta = np.empty_like(h)
-        _kernels.bptt(spec.code, theta_cell, u, h, g, grad, du, delta)
+        _kernels.bptt(ar, spec.code, theta_cell, u, h, g, grad, du, delta)
         return LayerDiagnostics(mode)
     if mode == "spatial":
-        _kernels.spatial(spec.code, theta_cell, u, h, g, grad, du)
+        _kernels.spatial(ar, spec.code, theta_cell, u, h, g, grad, du)
         return LayerDiagnostics(mode)
     if mode == "rtrl":
         sens = np.zeros((theta_cell.size, spec.state_size))  # (M, S)
-        _kernels.rtrl(spec.code, theta_cell, u, g, grad, sens)
+        _kernels.rtrl(ar, spec.code, theta_cell, u, g, grad, sens)
         # RTRL gives no errors on the input: a one-layer network needs none
         return LayerDiagnostics(mode)
 
     delta0 = np.empty(spec.state_size)
     jac_prod = np.empty(spec.jacobian_size)
     status, warmup_peak = _kernels.fptt_warmup(
-        spec.code, theta_cell, u, g, delta0, jac_prod
+        ar, spec.code, theta_cell, u, g, delta0, jac_prod
     )
     _raise_if_singular(status, layer, spec, "warm-up")
     residual = np.empty(spec.state_size)
     status, delta_peak = _kernels.fptt_error_pass(
-        spec.code, theta_cell, u, g, delta0, grad, du, residual
+        ar, spec.code, theta_cell, u, g, delta0, grad, du, residual
     )
     _raise_if_singular(status, layer, spec, "error")
     r = float(np.linalg.norm(residual))

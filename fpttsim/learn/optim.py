@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fpttsim.numerics.codes import OPTIMIZER
+
 
 class Optimizer:
     """Adam (decoupled weight decay, i.e. AdamW) or plain SGD.
@@ -22,6 +24,9 @@ class Optimizer:
         Global gradient-norm bound, or None.
     betas, eps
         Adam's moment decay rates and denominator guard.
+    arithmetic
+        The device's formats: Adam's moments are stored in the optimiser
+        state's format. None for float64.
     """
 
     def __init__(
@@ -33,6 +38,7 @@ class Optimizer:
         clip: float | None = None,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        arithmetic=None,
     ) -> None:
         if kind not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {kind!r}")
@@ -43,6 +49,7 @@ class Optimizer:
         self.betas = betas
         self.eps = eps
         self.steps = 0
+        self.arithmetic = arithmetic
         self.m = np.zeros(size) if kind == "adam" else None
         self.v = np.zeros(size) if kind == "adam" else None
 
@@ -60,6 +67,9 @@ class Optimizer:
         b1, b2 = self.betas
         self.m = b1 * self.m + (1.0 - b1) * grad
         self.v = b2 * self.v + (1.0 - b2) * grad * grad
+        if self.arithmetic is not None:
+            self.m = self.arithmetic.round(OPTIMIZER, self.m)
+            self.v = self.arithmetic.round(OPTIMIZER, self.v)
         m_hat = self.m / (1.0 - b1**self.steps)
         v_hat = self.v / (1.0 - b2**self.steps)
         theta -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)

@@ -159,6 +159,20 @@ class Network:
         """Slices of the flat vector by parameter name."""
         return {a.name: a.slice for a in self.arrays}
 
+    def stored_weights(self) -> list[slice]:
+        """Slices of the arrays a device stores in its weights' format.
+
+        Every array but the cells' learner coordinates (see
+        :attr:`fpttsim.cells.CellSpec.learner_coordinates`); one slice per
+        array, the unit a shared exponent applies to.
+        """
+        skip = {
+            f"layer{layer + 1}.cell.{name}"
+            for layer, spec in enumerate(self.cells)
+            for name in spec.learner_coordinates
+        }
+        return [a.slice for a in self.arrays if a.name not in skip]
+
     def recurrent_mask(self) -> np.ndarray:
         """True where a parameter belongs to a recurrent cell."""
         mask = np.zeros(self.size, dtype=bool)

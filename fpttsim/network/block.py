@@ -11,6 +11,9 @@ For the LRU, ``C h`` with the real state ``[Re h, Im h]`` is ``Re(C' h)`` of a
 complex ``C' = [Re C', -Im C']``. Parameter layout of one block::
 
     C (H, S) | D (H, I) | W1 (F, H) | b1 (F) | W2 (H, F) | b2 (H)
+
+Kernels take the device's arithmetic ``ar`` first: values are held in the
+activations' format, errors on them in the instantaneous error's format.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import math
 import numpy as np
 
 from fpttsim.numerics import kernel
+from fpttsim.numerics.arithmetic import accumulate, add, mac, mul, rnd
+from fpttsim.numerics.codes import ACTIVATION, GRADIENT, INSTANT_ERROR
 
 LAYER_NORM_EPS = 1e-5
 
@@ -49,13 +54,20 @@ def initialise(rng: np.random.Generator, s: int, i: int, h: int, f: int) -> list
 
 
 @kernel
-def _matvec(theta, start, rows, cols, x, out):
-    """``out = W x`` for ``W`` stored row-major at ``theta[start:]``."""
+def _matvec(ar, theta, start, rows, cols, x, bias_start, out):
+    """``out = W x (+ b)`` for ``W`` stored row-major at ``theta[start:]``.
+
+    ``bias_start < 0`` means no bias; sums run over the columns in order.
+    """
     for r in range(rows):
-        acc = 0.0
-        for c in range(cols):
-            acc += theta[start + r * cols + c] * x[c]
-        out[r] = acc
+        out[r] = theta[bias_start + r] if bias_start >= 0 else 0.0
+    # column by column ("axpy" order): each output still sums in column
+    # order, and the outputs' rounding chains overlap instead of waiting
+    for c in range(cols):
+        for r in range(rows):
+            out[r] = mac(ar, out[r], theta[start + r * cols + c], x[c])
+    for r in range(rows):
+        out[r] = rnd(ar, ACTIVATION, out[r])
 
 
 @kernel
@@ -81,7 +93,15 @@ def _offsets(s, i, h, f):
 
 
 @kernel
-def _forward_step(theta, u, h_t, width, hidden_ff, y, m, a1, q, o):
+def _mean(ar, x):
+    acc = 0.0
+    for k in range(x.shape[0]):
+        acc = add(ar, acc, x[k])
+    return rnd(ar, ACTIVATION, acc / x.shape[0])
+
+
+@kernel
+def _forward_step(ar, theta, u, h_t, width, hidden_ff, y, m, a1, q, o):
     """One step of the block; fills the intermediates the backward pass reuses.
 
     Returns the normalisation's ``1 / sqrt(var + eps)``.
@@ -89,30 +109,40 @@ def _forward_step(theta, u, h_t, width, hidden_ff, y, m, a1, q, o):
     s = h_t.shape[0]
     i = u.shape[0]
     c0, d0, w1, b1, w2, b2 = _offsets(s, i, width, hidden_ff)
-    _matvec(theta, c0, width, s, h_t, y)
+    y[:] = 0.0
+    for c in range(s):
+        for r in range(width):
+            y[r] = mac(ar, y[r], theta[c0 + r * s + c], h_t[c])
+    for c in range(i):
+        for r in range(width):
+            y[r] = mac(ar, y[r], theta[d0 + r * i + c], u[c])
     for r in range(width):
-        for c in range(i):
-            y[r] += theta[d0 + r * i + c] * u[c]
+        y[r] = rnd(ar, ACTIVATION, y[r])
 
-    mean = np.sum(y) / width
-    var = np.sum((y - mean) ** 2) / width
-    inv_std = 1.0 / math.sqrt(var + LAYER_NORM_EPS)
-    m[:] = (y - mean) * inv_std
+    # layer normalisation; m is a scratch for the centred values first
+    mean = _mean(ar, y)
+    for r in range(width):
+        m[r] = rnd(ar, ACTIVATION, add(ar, y[r], -mean))
+    var = 0.0
+    for r in range(width):
+        var = mac(ar, var, m[r], m[r])
+    var = rnd(ar, ACTIVATION, var / width)
+    inv_std = rnd(ar, ACTIVATION, 1.0 / math.sqrt(var + LAYER_NORM_EPS))
+    for r in range(width):
+        m[r] = rnd(ar, ACTIVATION, mul(ar, m[r], inv_std))
 
-    _matvec(theta, w1, hidden_ff, width, m, a1)
+    _matvec(ar, theta, w1, hidden_ff, width, m, b1, a1)
     for r in range(hidden_ff):
-        a1[r] += theta[b1 + r]
-        q[r] = _gelu(a1[r])
-    _matvec(theta, w2, width, hidden_ff, q, o)
-    for r in range(width):
-        o[r] += theta[b2 + r]
+        q[r] = rnd(ar, ACTIVATION, _gelu(a1[r]))
+    _matvec(ar, theta, w2, width, hidden_ff, q, b2, o)
     if i == width:
-        o += u
+        for r in range(width):
+            o[r] = rnd(ar, ACTIVATION, add(ar, o[r], u[r]))
     return inv_std
 
 
 @kernel
-def forward(theta, u, h, hidden_ff, o):
+def forward(ar, theta, u, h, hidden_ff, o):
     """Block outputs ``o[t-1]`` for ``t = 1..T`` from ``u[t-1]`` and ``h[t]``."""
     width = o.shape[1]
     y = np.empty(width)
@@ -120,11 +150,11 @@ def forward(theta, u, h, hidden_ff, o):
     a1 = np.empty(hidden_ff)
     q = np.empty(hidden_ff)
     for t in range(u.shape[0]):
-        _forward_step(theta, u[t], h[t + 1], width, hidden_ff, y, m, a1, q, o[t])
+        _forward_step(ar, theta, u[t], h[t + 1], width, hidden_ff, y, m, a1, q, o[t])
 
 
 @kernel
-def backward(theta, u, h, e, hidden_ff, grad, g, du):
+def backward(ar, theta, u, h, e, hidden_ff, grad, g, du):
     r"""Backpropagate the output errors ``e[t-1] = dL/do_t`` through the block.
 
     Fills ``g[t] = (dy_t/dh_t)^T dL/dy_t = C^T dL/dy_t`` (``g[0]`` untouched),
@@ -144,37 +174,50 @@ def backward(theta, u, h, e, hidden_ff, grad, g, du):
     o = np.empty(width)
     da1 = np.empty(hidden_ff)
     dm = np.empty(width)
+    dmm = np.empty(width)
     dy = np.empty(width)
     for t in range(u.shape[0]):
-        inv_std = _forward_step(theta, u[t], h[t + 1], width, hidden_ff, y, m, a1, q, o)
+        inv_std = _forward_step(
+            ar, theta, u[t], h[t + 1], width, hidden_ff, y, m, a1, q, o
+        )
         et = e[t]
 
         # second linear layer and activation
         for r in range(width):
-            grad[b2 + r] += et[r]
+            accumulate(ar, GRADIENT, grad, b2 + r, et[r])
             for c in range(hidden_ff):
-                grad[w2 + r * hidden_ff + c] += et[r] * q[c]
+                accumulate(
+                    ar, GRADIENT, grad, w2 + r * hidden_ff + c, mul(ar, et[r], q[c])
+                )
+        da1[:] = 0.0
+        for r in range(width):
+            for c in range(hidden_ff):
+                da1[c] = mac(ar, da1[c], theta[w2 + r * hidden_ff + c], et[r])
         for c in range(hidden_ff):
-            acc = 0.0
-            for r in range(width):
-                acc += theta[w2 + r * hidden_ff + c] * et[r]
-            da1[c] = acc * _gelu_slope(a1[c])
+            da1[c] = rnd(ar, INSTANT_ERROR, mul(ar, da1[c], _gelu_slope(a1[c])))
 
         # first linear layer
         for r in range(hidden_ff):
-            grad[b1 + r] += da1[r]
+            accumulate(ar, GRADIENT, grad, b1 + r, da1[r])
             for c in range(width):
-                grad[w1 + r * width + c] += da1[r] * m[c]
+                accumulate(
+                    ar, GRADIENT, grad, w1 + r * width + c, mul(ar, da1[r], m[c])
+                )
+        dm[:] = 0.0
+        for r in range(hidden_ff):
+            for c in range(width):
+                dm[c] = mac(ar, dm[c], theta[w1 + r * width + c], da1[r])
         for c in range(width):
-            acc = 0.0
-            for r in range(hidden_ff):
-                acc += theta[w1 + r * width + c] * da1[r]
-            dm[c] = acc
+            dm[c] = rnd(ar, INSTANT_ERROR, dm[c])
 
         # layer normalisation
-        mean_dm = np.sum(dm) / width
-        mean_dm_m = np.sum(dm * m) / width
-        dy[:] = inv_std * (dm - mean_dm - m * mean_dm_m)
+        mean_dm = _mean(ar, dm)
+        for r in range(width):
+            dmm[r] = mul(ar, dm[r], m[r])
+        mean_dm_m = _mean(ar, dmm)
+        for r in range(width):
+            centred = add(ar, add(ar, dm[r], -mean_dm), -mul(ar, m[r], mean_dm_m))
+            dy[r] = rnd(ar, INSTANT_ERROR, mul(ar, inv_std, centred))
 
         # cell output y = C h + D u, and the residual
         g[t + 1] = 0.0
@@ -184,8 +227,18 @@ def backward(theta, u, h, e, hidden_ff, grad, g, du):
             du[t] = 0.0
         for r in range(width):
             for c in range(s):
-                grad[c0 + r * s + c] += dy[r] * h[t + 1, c]
-                g[t + 1, c] += theta[c0 + r * s + c] * dy[r]
+                accumulate(
+                    ar, GRADIENT, grad, c0 + r * s + c, mul(ar, dy[r], h[t + 1, c])
+                )
+                accumulate(
+                    ar,
+                    INSTANT_ERROR,
+                    g[t + 1],
+                    c,
+                    mul(ar, theta[c0 + r * s + c], dy[r]),
+                )
             for c in range(i):
-                grad[d0 + r * i + c] += dy[r] * u[t, c]
-                du[t, c] += theta[d0 + r * i + c] * dy[r]
+                accumulate(ar, GRADIENT, grad, d0 + r * i + c, mul(ar, dy[r], u[t, c]))
+                accumulate(
+                    ar, INSTANT_ERROR, du[t], c, mul(ar, theta[d0 + r * i + c], dy[r])
+                )

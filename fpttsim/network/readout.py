@@ -9,6 +9,11 @@ mean squared error (regression)
     ``l_t = mean_o (z_t - y_t)^2``, ``dl/dz_t = 2 (z_t - y_t) / O``
 
 Parameter layout: ``W (O, H) | b (O)``.
+
+Kernels take the device's arithmetic ``ar`` first: logits and probabilities
+are held in the activations' format, ``dl/dz`` and the errors in the
+instantaneous error's. The loss itself is a measurement and is computed in
+float64 from the rounded logits.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import math
 import numpy as np
 
 from fpttsim.numerics import kernel
+from fpttsim.numerics.arithmetic import accumulate, mac, mul, rnd
+from fpttsim.numerics.codes import ACTIVATION, GRADIENT, INSTANT_ERROR
 
 
 def parameter_shapes(h: int, o: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -31,32 +38,32 @@ def initialise(rng: np.random.Generator, h: int, o: int) -> list[np.ndarray]:
 
 
 @kernel
-def _logits(theta, o_t, z):
+def _logits(ar, theta, o_t, z):
     n_out = z.shape[0]
     width = o_t.shape[0]
     for r in range(n_out):
         acc = theta[n_out * width + r]
         for c in range(width):
-            acc += theta[r * width + c] * o_t[c]
-        z[r] = acc
+            acc = mac(ar, acc, theta[r * width + c], o_t[c])
+        z[r] = rnd(ar, ACTIVATION, acc)
 
 
 @kernel
-def _backward_step(theta, o_t, dz, scale, grad, e_t):
+def _backward_step(ar, theta, o_t, dz, scale, grad, e_t):
     """Add ``scale dz o_t^T`` to the gradients, set ``e_t = scale W^T dz``."""
     n_out = dz.shape[0]
     width = o_t.shape[0]
     e_t[:] = 0.0
     for r in range(n_out):
-        dzr = scale * dz[r]
-        grad[n_out * width + r] += dzr
+        dzr = rnd(ar, INSTANT_ERROR, mul(ar, scale, dz[r]))
+        accumulate(ar, GRADIENT, grad, n_out * width + r, dzr)
         for c in range(width):
-            grad[r * width + c] += dzr * o_t[c]
-            e_t[c] += theta[r * width + c] * dzr
+            accumulate(ar, GRADIENT, grad, r * width + c, mul(ar, dzr, o_t[c]))
+            accumulate(ar, INSTANT_ERROR, e_t, c, mul(ar, theta[r * width + c], dzr))
 
 
 @kernel
-def cross_entropy(theta, o, labels, mask, n_out, grad, e):
+def cross_entropy(ar, theta, o, labels, mask, n_out, grad, e):
     """Loss, errors ``e[t] = dL/do_t``, and ``(loss, correct, counted)``.
 
     ``correct`` counts masked steps whose largest logit is the label.
@@ -70,20 +77,21 @@ def cross_entropy(theta, o, labels, mask, n_out, grad, e):
         if mask[t] == 0.0:
             e[t] = 0.0
             continue
-        _logits(theta, o[t], z)
+        _logits(ar, theta, o[t], z)
         top = np.max(z)
         lse = top + math.log(np.sum(np.exp(z - top)))
         loss += mask[t] * (lse - z[labels[t]])
         if np.argmax(z) == labels[t]:
             correct += 1
-        dz[:] = np.exp(z - lse)
+        for r in range(n_out):
+            dz[r] = rnd(ar, ACTIVATION, math.exp(z[r] - lse))
         dz[labels[t]] -= 1.0
-        _backward_step(theta, o[t], dz, mask[t] / total, grad, e[t])
+        _backward_step(ar, theta, o[t], dz, mask[t] / total, grad, e[t])
     return loss / total, correct, int(total)
 
 
 @kernel
-def mean_squared_error(theta, o, targets, mask, grad, e):
+def mean_squared_error(ar, theta, o, targets, mask, grad, e):
     """Loss and errors ``e[t] = dL/do_t``; returns ``(loss, 0, counted)``."""
     n_out = targets.shape[1]
     total = np.sum(mask)
@@ -94,8 +102,8 @@ def mean_squared_error(theta, o, targets, mask, grad, e):
         if mask[t] == 0.0:
             e[t] = 0.0
             continue
-        _logits(theta, o[t], z)
+        _logits(ar, theta, o[t], z)
         dz[:] = z - targets[t]
         loss += mask[t] * np.sum(dz * dz) / n_out
-        _backward_step(theta, o[t], dz, 2.0 * mask[t] / (total * n_out), grad, e[t])
+        _backward_step(ar, theta, o[t], dz, 2.0 * mask[t] / (total * n_out), grad, e[t])
     return loss / total, 0, int(total)

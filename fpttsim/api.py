@@ -74,7 +74,6 @@ class RunResult:
     def to_dict(self) -> dict:
         """The content of ``result.json``."""
         training = self.training
-        steps = self.scenario.training.steps
         return {
             "name": self.scenario.name,
             "seed": self.scenario.seed,
@@ -84,10 +83,16 @@ class RunResult:
             "initial": training.initial,
             "final": training.final,
             "last_logged": training.rows[-1] if training.rows else {},
+            "steps_done": training.steps_done,
+            "stopped": training.stopped,
             "numerical_events": training.numerical_events,
+            "arithmetic_events": {
+                "training": training.arithmetic_events,
+                "evaluation": training.evaluation_events,
+            },
             "timings": {
                 "train_seconds": training.seconds,
-                "ms_per_step": 1e3 * training.seconds / steps,
+                "ms_per_step": 1e3 * training.seconds / max(training.steps_done, 1),
             },
             "versions": report.versions(),
         }
@@ -133,7 +138,7 @@ def run(
     scenario = _scenario(scenario, overrides)
     profile = scenario.resolve_profile()
     with _located(scenario):
-        training = train(scenario, on_step)
+        training = train(scenario, on_step, profile)
     result = RunResult(scenario, profile, training)
     if out is not None:
         result.out = Path(out)
@@ -184,9 +189,9 @@ def gradcheck(
     True
     """
     scenario = _scenario(scenario, overrides)
-    scenario.resolve_profile()  # a bad profile is bad input even here
+    profile = scenario.resolve_profile()
     with _located(scenario):
-        return _gradcheck(scenario)
+        return _gradcheck(scenario, profile)
 
 
 __all__ = [

@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
 
     profiles = commands.add_parser("profiles", help="list or show hardware profiles")
     profiles.add_argument("name", nargs="?", metavar="NAME")
+    profiles.add_argument(
+        "--json", action="store_true", help="print the profiles as JSON on stdout"
+    )
     commands.add_parser("scenarios", help="list the shipped scenarios")
     return parser
 
@@ -125,6 +128,9 @@ def _run(args: argparse.Namespace) -> int:
         print(result.to_json())
     else:
         print(_run_summary(result))
+    if result.training.stopped:
+        print(f"fpttsim: {result.training.stopped}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
     return EXIT_OK
 
 
@@ -156,8 +162,21 @@ def _run_summary(result: api.RunResult) -> str:
         "  numerical events   "
         + (", ".join(f"{k} {v}" for k, v in events.items()) if events else "none")
     )
+    lines.append(f"  rounding events    {_events_line(tr.arithmetic_events)}")
+    if tr.stopped:
+        lines.append(f"  stopped after      {tr.steps_done} steps")
     lines.append(f"  outputs            {result.out}/")
     return "\n".join(lines)
+
+
+def _events_line(events: dict) -> str:
+    """``state: saturated 3; error: flushed_to_zero 12`` or ``none``."""
+    if not events:
+        return "none"
+    return "; ".join(
+        f"{quantity}: " + ", ".join(f"{name} {n}" for name, n in counts.items())
+        for quantity, counts in events.items()
+    )
 
 
 def _gradcheck(args: argparse.Namespace) -> int:
@@ -171,14 +190,18 @@ def _gradcheck(args: argparse.Namespace) -> int:
 
 def _gradcheck_table(result) -> str:
     lines = [
-        f"{result.scenario}: gradients against float64 BPTT (loss {result.loss:.6g})",
+        f"{result.scenario} on {result.profile}: gradients against float64 BPTT "
+        f"(loss {result.loss:.6g})",
         f"  {'algorithm':<10} {'cosine':>20} {'rel. error':>11} "
         f"{'residual':>10}  verdict",
     ]
     for name, check in result.algorithms.items():
-        verdict = {True: "exact: ok", False: "exact: FAILED", None: "approximate"}[
-            check.passed
-        ]
+        if check.passed is None:
+            verdict = "measured" if check.exact else "approximate"
+        else:
+            verdict = "exact: ok" if check.passed else "exact: FAILED"
+        if check.events:
+            verdict += f"  ({_events_line(check.events)})"
         residual = "-" if check.residual is None else f"{check.residual:.1e}"
         lines.append(
             f"  {name:<10} {check.cosine:>20.16f} {check.rel_error:>11.2e} "
@@ -194,16 +217,52 @@ def _gradcheck_table(result) -> str:
 
 
 def _profiles(args: argparse.Namespace) -> int:
-    if args.name is None:
-        print("\n".join(shipped_profiles()))
+    if args.name is not None:
+        profile = load_profile(args.name)
+        path = find_shipped("hardware_profiles", args.name)
+        if args.json:
+            print(json.dumps(profile.to_json_dict(), indent=2))
+        elif path is not None:
+            print(path.read_text(), end="")
+        else:
+            print(json.dumps(profile.model_dump(mode="json"), indent=2))
         return EXIT_OK
-    profile = load_profile(args.name)
-    path = find_shipped("hardware_profiles", args.name)
-    if path is not None:
-        print(path.read_text(), end="")
-    else:
-        print(json.dumps(profile.model_dump(mode="json"), indent=2))
+
+    profiles = {name: load_profile(name) for name in shipped_profiles()}
+    if args.json:
+        listed = [profile.to_json_dict() for profile in profiles.values()]
+        print(json.dumps(listed, indent=2))
+        return EXIT_OK
+    rows = [("name", "default", "working", "replay", "ops/s", "description")]
+    for name, profile in profiles.items():
+        memory = profile.memory
+        replay = f"{_bytes(memory.replay_bytes)} {memory.replay_memory}"
+        description = " ".join(profile.description.split())
+        if len(description) > 48:
+            description = description[:45] + "..."
+        rows.append(
+            (
+                name,
+                profile.arithmetic.default,
+                _bytes(memory.working_bytes),
+                replay,
+                f"{profile.compute.ops_per_second:.3g}",
+                description,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]))
     return EXIT_OK
+
+
+def _bytes(count: int) -> str:
+    """``196608`` as ``192 KiB``: the largest binary unit that divides it."""
+    for power, unit in ((40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if count >= 2**power and count % 2 ** (power - 10) == 0:
+            return f"{count / 2**power:g} {unit}"
+    return f"{count} B"
 
 
 def _scenarios(args: argparse.Namespace) -> int:

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fpttsim.data import Window
 from fpttsim.experiment import DIRECTIONS, prepare, rng_for
 from fpttsim.learn import check_algorithm, layer_modes, window_gradient, window_loss
 from fpttsim.network import Network
+from fpttsim.numerics.arithmetic import Arithmetic
+from fpttsim.numerics.codes import INPUT, WEIGHTS
 
 # An exact algorithm in float64 must agree with BPTT to these bounds (FPTT's
 # inverse Jacobians amplify rounding, so the bounds leave room for that on
@@ -48,6 +51,7 @@ class AlgorithmCheck:
     passed: bool | None
     residual: float | None
     modes: list[str]
+    events: dict[str, dict[str, int]] = field(default_factory=dict)
     by_parameter: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -64,12 +68,16 @@ class GradcheckResult:
     algorithms
         Per algorithm: cosine and relative error against BPTT, overall and per
         parameter array; ``exact`` tells whether the algorithm should match
-        BPTT, and ``passed`` whether it did (None for approximate ones).
+        BPTT, and ``passed`` whether it did (None for approximate ones, and
+        for every algorithm under a reduced-precision profile, where the
+        error is the measurement); ``events`` counts what the profile's
+        rounding met.
     finite_difference
         BPTT's directional derivatives against central finite differences.
     """
 
     scenario: str
+    profile: str
     loss: float
     algorithms: dict[str, AlgorithmCheck]
     finite_difference: dict
@@ -85,6 +93,7 @@ class GradcheckResult:
         """Plain data for JSON."""
         return {
             "scenario": self.scenario,
+            "profile": self.profile,
             "reference": self.reference,
             "loss": self.loss,
             "passed": self.passed,
@@ -105,9 +114,13 @@ def _by_parameter(net: Network, grad: np.ndarray, reference: np.ndarray) -> dict
     return out
 
 
-def default_algorithms(net: Network, rtrl_max_bytes: int) -> list[str]:
-    """Every algorithm that applies to ``net``, BPTT (the reference) excluded."""
-    names = ["fptt", "spatial"]
+def default_algorithms(net: Network, rtrl_max_bytes: int, exact: bool) -> list[str]:
+    """Every algorithm that applies to ``net``.
+
+    BPTT itself is included when the arithmetic is not exact: the device's
+    BPTT then differs from the float64 oracle too.
+    """
+    names = ["fptt", "spatial"] if exact else ["fptt", "bptt", "spatial"]
     try:
         check_algorithm(net, "rtrl", rtrl_max_bytes)
         names.append("rtrl")
@@ -116,27 +129,37 @@ def default_algorithms(net: Network, rtrl_max_bytes: int) -> list[str]:
     return names
 
 
-def gradcheck(scenario) -> GradcheckResult:
-    """Check the scenario's algorithms against BPTT on one window.
+def gradcheck(scenario, profile=None) -> GradcheckResult:
+    """Check the scenario's algorithms against float64 BPTT on one window.
 
-    The parameters are the scenario's initial ones and the window the first of
-    its task's stream, both from the scenario's seed.
+    The parameters are the scenario's initial ones, stored in the profile's
+    weight format, and the window the first of its task's stream with its
+    inputs in the profile's input format; the oracle (BPTT in float64) and
+    every algorithm (in the profile's arithmetic) see those same numbers, so
+    the comparison measures what the device's arithmetic does to each
+    algorithm's gradient.
 
     Parameters
     ----------
     scenario
         A :class:`fpttsim.config.Scenario`.
+    profile
+        The hardware profile; None loads the scenario's.
 
     Returns
     -------
     GradcheckResult
     """
+    profile = profile if profile is not None else scenario.resolve_profile()
+    arith = Arithmetic.from_profile(profile, scenario.seed)
     experiment = prepare(scenario)
-    net, theta = experiment.net, experiment.theta
-    window = next(experiment.task.stream(scenario.seed))
+    net = experiment.net
+    theta = arith.round_blocks(WEIGHTS, experiment.theta, net.stored_weights())
+    raw = next(experiment.task.stream(scenario.seed))
+    window = Window(arith.round(INPUT, raw.inputs), raw.targets, raw.mask)
     learning = scenario.learning
     names = scenario.gradcheck.algorithms or default_algorithms(
-        net, learning.rtrl_max_bytes
+        net, learning.rtrl_max_bytes, arith.exact
     )
 
     reference = window_gradient(net, theta, window, "bptt")
@@ -145,7 +168,8 @@ def gradcheck(scenario) -> GradcheckResult:
         check_algorithm(net, name, learning.rtrl_max_bytes)
         passes = learning.passes if name == "fptt" else None
         modes = layer_modes(net, name, passes)
-        result = window_gradient(net, theta, window, name, passes)
+        arith.reset_counts()
+        result = window_gradient(net, theta, window, name, passes, arith)
         cosine, rel = compare(result.grad, reference.grad)
         exact = all(mode in ("bptt", "fptt", "rtrl") for mode in modes)
         residuals = [d.residual_relative for d in result.layers if d.mode == "fptt"]
@@ -153,16 +177,20 @@ def gradcheck(scenario) -> GradcheckResult:
             cosine=cosine,
             rel_error=rel,
             exact=exact,
+            # the float64 bounds judge exact algorithms in exact arithmetic;
+            # on a device they are measured, not judged
             passed=(cosine >= EXACT_COSINE and rel <= EXACT_REL_ERROR)
-            if exact
+            if exact and arith.exact
             else None,
             residual=max(residuals) if residuals else None,
             modes=modes,
+            events=arith.events(),
             by_parameter=_by_parameter(net, result.grad, reference.grad),
         )
 
     return GradcheckResult(
         scenario=scenario.name,
+        profile=profile.name,
         loss=reference.loss,
         algorithms=checks,
         finite_difference=finite_difference_check(

@@ -20,6 +20,8 @@ from fpttsim.errors import NumericalError
 from fpttsim.experiment import HELD_OUT, prepare, rng_for
 from fpttsim.learn import Optimizer, check_algorithm, window_gradient, window_loss
 from fpttsim.network import Network
+from fpttsim.numerics.arithmetic import Arithmetic
+from fpttsim.numerics.codes import WEIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,12 @@ class TrainResult:
         Held-out loss (and accuracy) before and after training.
     numerical_events
         Counts of windows whose loss or gradient was not finite, or whose
-        Jacobian was singular; such windows are skipped, not applied.
+        Jacobian was singular; such windows are not applied.
+    arithmetic_events, evaluation_events
+        Rounding events (saturations, overflows, NaNs, flushes, subnormals)
+        by quantity, in training and in the held-out evaluations.
+    stopped
+        Why the run stopped early, or None when it ran all its steps.
     theta
         The trained parameters.
     """
@@ -49,22 +56,28 @@ class TrainResult:
     initial: dict = field(default_factory=dict)
     final: dict = field(default_factory=dict)
     numerical_events: dict = field(default_factory=dict)
+    arithmetic_events: dict = field(default_factory=dict)
+    evaluation_events: dict = field(default_factory=dict)
+    stopped: str | None = None
+    steps_done: int = 0
     seconds: float = 0.0
     theta: np.ndarray | None = None
 
 
-def evaluate(net: Network, theta: np.ndarray, windows) -> dict:
+def evaluate(net: Network, theta: np.ndarray, windows, arithmetic=None) -> dict:
     """Mean loss, and accuracy for classification, over ``windows``."""
     losses = []
     correct = counted = 0
     for window in windows:
         if net.loss == "ce":
-            result = window_gradient(net, theta, window, "spatial")
+            result = window_gradient(
+                net, theta, window, "spatial", arithmetic=arithmetic
+            )
             losses.append(result.loss)
             correct += result.correct
             counted += result.counted
         else:
-            losses.append(window_loss(net, theta, window))
+            losses.append(window_loss(net, theta, window, arithmetic))
     out = {"loss": float(np.mean(losses))}
     if net.loss == "ce":
         out["accuracy"] = correct / max(counted, 1)
@@ -74,8 +87,12 @@ def evaluate(net: Network, theta: np.ndarray, windows) -> dict:
 def train(
     scenario,
     on_step: Callable[[int, dict], None] | None = None,
+    profile=None,
 ) -> TrainResult:
     """Train the scenario's network online on its task.
+
+    Every window is computed in the profile's arithmetic, and the weights
+    are stored in its weight format after every update.
 
     Parameters
     ----------
@@ -84,29 +101,37 @@ def train(
     on_step
         Called after every step with the step number and the latest logged
         metrics (for progress display).
+    profile
+        The hardware profile; None loads the scenario's.
 
     Returns
     -------
     TrainResult
     """
+    profile = profile if profile is not None else scenario.resolve_profile()
+    arith = Arithmetic.from_profile(profile, scenario.seed)
     experiment = prepare(scenario)
-    task, net, theta = experiment.task, experiment.net, experiment.theta
+    task, net = experiment.task, experiment.net
+    blocks = net.stored_weights()
+    theta = arith.round_blocks(WEIGHTS, experiment.theta, blocks)
     learning = scenario.learning
     training = scenario.training
     check_algorithm(net, learning.algorithm, learning.rtrl_max_bytes)
 
     held_out_rng = rng_for(scenario, HELD_OUT)
     held_out = [task.sample(held_out_rng) for _ in range(HELD_OUT_WINDOWS)]
+    evaluation = arith.fresh()  # inference on held-out data counts apart
     optimizer = Optimizer(
         learning.optimizer,
         net.size,
         learning.lr,
         weight_decay=learning.weight_decay,
         clip=learning.clip,
+        arithmetic=arith,
     )
     events = {"nonfinite_loss": 0, "nonfinite_gradient": 0, "singular_jacobian": 0}
     result = TrainResult(
-        initial=evaluate(net, theta, held_out), numerical_events=events
+        initial=evaluate(net, theta, held_out, evaluation), numerical_events=events
     )
 
     stream = task.stream(scenario.seed)
@@ -120,23 +145,31 @@ def train(
             window = next(stream)
             try:
                 wg = window_gradient(
-                    net, theta, window, learning.algorithm, learning.passes
+                    net, theta, window, learning.algorithm, learning.passes, arith
                 )
             except NumericalError as exc:
                 events["singular_jacobian"] += 1
                 log.warning("step %d: window skipped: %s", step, exc)
                 continue
-            if not math.isfinite(wg.loss):
-                events["nonfinite_loss"] += 1
-                continue
-            if not np.all(np.isfinite(wg.grad)):
-                events["nonfinite_gradient"] += 1
+            trouble = _nonfinite(wg)
+            if trouble:
+                events[trouble] += 1
+                if training.on_nan == "stop":
+                    result.stopped = (
+                        f"step {step}: the window's {trouble.split('_')[1]} is not "
+                        "finite; the run stopped (training.on_nan: stop). "
+                        "See the event counters for where values overflowed."
+                    )
+                    break
                 continue
             grad += wg.grad
             applied += 1
             interval.add(wg)
+        if result.stopped:
+            break
         if applied:
             interval.grad_norm.append(optimizer.step(theta, grad / applied))
+            theta = arith.round_blocks(WEIGHTS, theta, blocks)
 
         if step % training.log_every == 0 or step == training.steps:
             latest = interval.row(step, time.perf_counter() - start)
@@ -146,9 +179,21 @@ def train(
             on_step(step, latest)
 
     result.seconds = time.perf_counter() - start
-    result.final = evaluate(net, theta, held_out)
+    result.steps_done = step if not result.stopped else step - 1
+    result.final = evaluate(net, theta, held_out, evaluation)
     result.theta = theta
+    result.arithmetic_events = arith.events()
+    result.evaluation_events = evaluation.events()
     return result
+
+
+def _nonfinite(wg) -> str | None:
+    """Which part of a window's result is not finite, if any."""
+    if not math.isfinite(wg.loss):
+        return "nonfinite_loss"
+    if not np.all(np.isfinite(wg.grad)):
+        return "nonfinite_gradient"
+    return None
 
 
 class _Interval:

@@ -294,6 +294,10 @@ class TrainingConfig(BaseModel):
         Log the metrics every this many steps.
     batch
         Windows per parameter update.
+    on_nan
+        What a window whose loss or gradient is not finite does: ``"stop"``
+        the run (its results so far are written, with the report), or
+        ``"skip"`` the window and go on; either way it is counted.
     """
 
     model_config = _SECTION
@@ -301,6 +305,7 @@ class TrainingConfig(BaseModel):
     steps: Annotated[Int, Field(ge=1)] = 2000
     log_every: Annotated[Int, Field(ge=1)] = 20
     batch: Annotated[Int, Field(ge=1)] = 1
+    on_nan: Literal["stop", "skip"] = "stop"
 
 
 class GradcheckConfig(BaseModel):

@@ -104,7 +104,11 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         if exc.file not in (None, args.profile):
             raise  # the profile file exists but is invalid: it names itself
         raise ConfigError(exc.message, file="--profile") from exc
-    return [*args.overrides, f"profile={args.profile}"]
+    # a path on the command line is relative to the working directory, not
+    # to the scenario's folder as a path written in the scenario is
+    path = Path(args.profile)
+    profile = str(path.resolve()) if path.is_file() else args.profile
+    return [*args.overrides, f"profile={profile}"]
 
 
 def _run(args: argparse.Namespace) -> int:

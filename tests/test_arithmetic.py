@@ -5,6 +5,7 @@ public quantize function (every stored result must be representable), and
 the ordering of precisions (more bits, better gradients).
 """
 
+import numba
 import numpy as np
 import pytest
 
@@ -13,7 +14,7 @@ from fpttsim.gradcheck import compare
 from fpttsim.learn import window_gradient
 from fpttsim.network import Network
 from fpttsim.numerics import codes, quantize
-from fpttsim.numerics.arithmetic import Arithmetic
+from fpttsim.numerics.arithmetic import Arithmetic, rnd
 
 
 def uniform(fmt, rounding="nearest-even", **overrides):
@@ -101,3 +102,45 @@ def test_stochastic_rounding_is_reproducible_from_the_seed():
 
     assert np.array_equal(run(1), run(1))
     assert not np.array_equal(run(1), run(2))
+
+
+# The common-case rounding inside kernels against the public quantize ---------
+
+
+@numba.njit
+def _round_each(ar, quantity, x, out):
+    for i in range(x.size):
+        out[i] = rnd(ar, quantity, x[i])
+
+
+@pytest.mark.parametrize(
+    "fmt, rounding, overflow",
+    [
+        ("bf16", "nearest-even", None),
+        ("fp16", "nearest-even", None),
+        ("fp32", "nearest-even", None),
+        ("fp8-e4m3", "nearest-even", None),
+        ("fp8-e5m2", "nearest-even", "saturate"),
+        ("e5m10-nosub", "nearest-even", None),
+        ("bf16", "toward-zero", None),
+        ("fixed16.15", "down", "saturate"),
+        ("fixed16.8", "nearest-even", "wrap"),
+        ("fixed24.20", "toward-zero", "saturate"),
+        ("fixed8.4", "up", "saturate"),
+    ],
+)
+def test_kernel_rounding_equals_quantize_bit_for_bit(fmt, rounding, overflow):
+    # rnd takes a fast path for normal and in-range values and hands the
+    # rest to the full rounding: both must give quantize's bits and events
+    rng = np.random.default_rng(0)
+    x = rng.choice([-1.0, 1.0], 100_000) * 2.0 ** rng.uniform(-40, 20, 100_000)
+    x[:10] = 0.0
+    x[10:20] = -0.0
+    x[20:23] = [np.nan, np.inf, -np.inf]
+    arith = Arithmetic([(fmt, rounding, overflow)] * codes.N_QUANTITIES)
+    out = np.empty_like(x)
+    _round_each(arith.ar, codes.STATE, x, out)
+    counts = np.zeros(codes.N_EVENTS, dtype=np.int64)
+    expected = quantize(x, fmt, rounding=rounding, overflow=overflow, counts=counts)
+    assert np.array_equal(out.view(np.int64), expected.view(np.int64))
+    assert np.array_equal(arith.counts[codes.STATE], counts)

@@ -65,13 +65,18 @@ def initialise(
 
 
 @kernel
-def _input_drive(ar, theta, n, v, k):
+def _input_drive(ar, theta, n, v, w):
+    """``w = B v``, each sum in input order.
+
+    Column by column ("axpy" order): every sum keeps its order, and the
+    units' chains of rounded additions overlap instead of waiting.
+    """
     i = v.shape[0]
     base = 2 * n
-    w = 0.0
+    w[:] = 0.0
     for j in range(i):
-        w = mac(ar, w, theta[base + k * i + j], v[j])
-    return w
+        for k in range(n):
+            w[k] = mac(ar, w[k], theta[base + k * i + j], v[j])
 
 
 @kernel
@@ -81,12 +86,12 @@ def _decay(ar, theta, k):
 
 @kernel
 def step(ar, theta, h_prev, v, h):
-    """``h = lam * h_prev + gamma * (B v)``."""
+    """``h = lam * h_prev + gamma * (B v)``; ``h`` holds ``B v`` first."""
     n = h.shape[0]
+    _input_drive(ar, theta, n, v, h)
     for k in range(n):
         gamma = rnd(ar, WEIGHTS, math.exp(theta[n + k]))
-        drive = _input_drive(ar, theta, n, v, k)
-        s = mac(ar, mul(ar, _decay(ar, theta, k), h_prev[k]), gamma, drive)
+        s = mac(ar, mul(ar, _decay(ar, theta, k), h_prev[k]), gamma, h[k])
         h[k] = rnd(ar, STATE, s)
 
 
@@ -105,6 +110,9 @@ def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
     n = h.shape[0]
     i = v.shape[0]
     base = 2 * n
+    drive = np.empty(n if accumulate_grads else 0)
+    if accumulate_grads:
+        _input_drive(ar, theta, n, v, drive)
     for k in range(n):
         lam = _decay(ar, theta, k)
         d_prev[k] = rnd(ar, ERROR, mul(ar, lam, d[k]))
@@ -115,9 +123,7 @@ def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
         accumulate(ar, GRADIENT, grad, k, term)
         gamma = rnd(ar, WEIGHTS, math.exp(theta[n + k]))
         gd = mul(ar, gamma, d[k])
-        accumulate(
-            ar, GRADIENT, grad, n + k, mul(ar, gd, _input_drive(ar, theta, n, v, k))
-        )
+        accumulate(ar, GRADIENT, grad, n + k, mul(ar, gd, drive[k]))
         for j in range(i):
             accumulate(ar, GRADIENT, grad, base + k * i + j, mul(ar, gd, v[j]))
             accumulate(ar, INSTANT_ERROR, dv, j, mul(ar, theta[base + k * i + j], gd))

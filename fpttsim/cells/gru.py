@@ -29,7 +29,14 @@ import numpy as np
 from fpttsim.cells._init import orthogonal_with_spectrum
 from fpttsim.numerics import kernel
 from fpttsim.numerics.arithmetic import accumulate, add, mac, mul, rnd
-from fpttsim.numerics.codes import ACTIVATION, ERROR, GRADIENT, INSTANT_ERROR, STATE
+from fpttsim.numerics.codes import (
+    ACTIVATION,
+    ERROR,
+    GRADIENT,
+    INSTANT_ERROR,
+    JACOBIAN,
+    STATE,
+)
 
 # Every parameter is held by the device as it is.
 LEARNER_COORDINATES = ()
@@ -79,44 +86,109 @@ def _sigmoid(x):
 
 
 @kernel
-def _gates(ar, theta, h_prev, v, z, r, cand):
-    """Fill the update gate, reset gate and candidate of one step."""
+def _gates(ar, theta, h_prev, v, z, r, cand, rh):
+    """Fill the update gate, reset gate, ``rh = r * h_prev`` and candidate.
+
+    Matrix-vector products run column by column ("axpy" order): every sum
+    keeps its index order, and the units' chains of rounded additions
+    overlap instead of waiting on each other.
+    """
     n = h_prev.shape[0]
     i = v.shape[0]
     nn = n * n
     u0 = 3 * nn
     b0 = u0 + 3 * n * i
     for k in range(n):
-        az = theta[b0 + k]
-        a_r = theta[b0 + n + k]
-        for j in range(n):
-            az = mac(ar, az, theta[k * n + j], h_prev[j])
-            a_r = mac(ar, a_r, theta[nn + k * n + j], h_prev[j])
-        for j in range(i):
-            az = mac(ar, az, theta[u0 + k * i + j], v[j])
-            a_r = mac(ar, a_r, theta[u0 + n * i + k * i + j], v[j])
-        z[k] = rnd(ar, ACTIVATION, _sigmoid(az))
-        r[k] = rnd(ar, ACTIVATION, _sigmoid(a_r))
+        z[k] = theta[b0 + k]
+        r[k] = theta[b0 + n + k]
+        cand[k] = theta[b0 + 2 * n + k]
+    for j in range(n):
+        for k in range(n):
+            z[k] = mac(ar, z[k], theta[k * n + j], h_prev[j])
+            r[k] = mac(ar, r[k], theta[nn + k * n + j], h_prev[j])
+    for j in range(i):
+        for k in range(n):
+            z[k] = mac(ar, z[k], theta[u0 + k * i + j], v[j])
+            r[k] = mac(ar, r[k], theta[u0 + n * i + k * i + j], v[j])
     for k in range(n):
-        an = theta[b0 + 2 * n + k]
-        for j in range(n):
-            an = mac(ar, an, theta[2 * nn + k * n + j], mul(ar, r[j], h_prev[j]))
-        for j in range(i):
-            an = mac(ar, an, theta[u0 + 2 * n * i + k * i + j], v[j])
-        cand[k] = rnd(ar, ACTIVATION, math.tanh(an))
+        z[k] = rnd(ar, ACTIVATION, _sigmoid(z[k]))
+        r[k] = rnd(ar, ACTIVATION, _sigmoid(r[k]))
+        rh[k] = mul(ar, r[k], h_prev[k])
+
+    for j in range(n):
+        for k in range(n):
+            cand[k] = mac(ar, cand[k], theta[2 * nn + k * n + j], rh[j])
+    for j in range(i):
+        for k in range(n):
+            cand[k] = mac(ar, cand[k], theta[u0 + 2 * n * i + k * i + j], v[j])
+    for k in range(n):
+        cand[k] = rnd(ar, ACTIVATION, math.tanh(cand[k]))
 
 
 @kernel
 def step(ar, theta, h_prev, v, h):
     """``h = (1 - z) * n + z * h_prev``."""
     n = h.shape[0]
-    z = np.empty(n)
-    r = np.empty(n)
-    cand = np.empty(n)
-    _gates(ar, theta, h_prev, v, z, r, cand)
+    work = np.empty((4, n))  # z, r, cand, r * h_prev
+    z, r, cand, rh = work[0], work[1], work[2], work[3]
+    _gates(ar, theta, h_prev, v, z, r, cand, rh)
     for k in range(n):
         keep = add(ar, 1.0, -z[k])
         h[k] = rnd(ar, STATE, mac(ar, mul(ar, keep, cand[k]), z[k], h_prev[k]))
+
+
+@kernel
+def _backward(ar, theta, h_prev, d, d_prev, z, r, cand, da_z, da_n, e, da_r):
+    """``d_prev = J^T d`` from the gates; fills the pre-activations' errors.
+
+    ``e`` receives ``Wn^T da_n``.
+    """
+    n = h_prev.shape[0]
+    nn = n * n
+    for k in range(n):
+        keep = add(ar, 1.0, -z[k])
+        dz = mul(ar, d[k], add(ar, h_prev[k], -cand[k]))
+        da_z[k] = rnd(ar, ERROR, mul(ar, dz, mul(ar, z[k], keep)))
+        slope = add(ar, 1.0, -mul(ar, cand[k], cand[k]))
+        da_n[k] = rnd(ar, ERROR, mul(ar, mul(ar, d[k], keep), slope))
+    e[:] = 0.0
+    for k in range(n):
+        for j in range(n):
+            accumulate(ar, ERROR, e, j, mul(ar, theta[2 * nn + k * n + j], da_n[k]))
+    for k in range(n):
+        gate_slope = mul(ar, r[k], add(ar, 1.0, -r[k]))
+        da_r[k] = rnd(ar, ERROR, mul(ar, mul(ar, e[k], h_prev[k]), gate_slope))
+
+    # error on the previous state
+    for k in range(n):
+        d_prev[k] = rnd(ar, ERROR, mac(ar, mul(ar, d[k], z[k]), e[k], r[k]))
+    for k in range(n):
+        for j in range(n):
+            term = mac(
+                ar, mul(ar, theta[k * n + j], da_z[k]), theta[nn + k * n + j], da_r[k]
+            )
+            accumulate(ar, ERROR, d_prev, j, term)
+
+
+@kernel
+def jacobian(ar, theta, h_prev, v, h, jac, unit, row):
+    """``J = df/dh_prev``, row ``k`` formed as ``J^T e_k`` and stored in the
+    Jacobian's format; the gates are computed once for all rows.
+
+    ``unit`` and ``row`` are scratch vectors of the state's size.
+    """  # noqa: D205
+    n = h.shape[0]
+    work = np.empty((8, n))  # the gates and the errors on them
+    z, r, cand, rh = work[0], work[1], work[2], work[3]
+    da_z, da_n, e, da_r = work[4], work[5], work[6], work[7]
+    _gates(ar, theta, h_prev, v, z, r, cand, rh)
+    unit[:] = 0.0
+    for k in range(n):
+        unit[k] = 1.0
+        _backward(ar, theta, h_prev, unit, row, z, r, cand, da_z, da_n, e, da_r)
+        for j in range(n):
+            jac[k * n + j] = rnd(ar, JACOBIAN, row[j])
+        unit[k] = 0.0
 
 
 @kernel
@@ -136,38 +208,11 @@ def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
     nn = n * n
     u0 = 3 * nn
     b0 = u0 + 3 * n * i
-    z = np.empty(n)
-    r = np.empty(n)
-    cand = np.empty(n)
-    _gates(ar, theta, h_prev, v, z, r, cand)
-
-    # errors on the pre-activations
-    da_z = np.empty(n)
-    da_n = np.empty(n)
-    for k in range(n):
-        keep = add(ar, 1.0, -z[k])
-        dz = mul(ar, d[k], add(ar, h_prev[k], -cand[k]))
-        da_z[k] = rnd(ar, ERROR, mul(ar, dz, mul(ar, z[k], keep)))
-        slope = add(ar, 1.0, -mul(ar, cand[k], cand[k]))
-        da_n[k] = rnd(ar, ERROR, mul(ar, mul(ar, d[k], keep), slope))
-    e = np.zeros(n)
-    for k in range(n):
-        for j in range(n):
-            accumulate(ar, ERROR, e, j, mul(ar, theta[2 * nn + k * n + j], da_n[k]))
-    da_r = np.empty(n)
-    for k in range(n):
-        gate_slope = mul(ar, r[k], add(ar, 1.0, -r[k]))
-        da_r[k] = rnd(ar, ERROR, mul(ar, mul(ar, e[k], h_prev[k]), gate_slope))
-
-    # error on the previous state
-    for k in range(n):
-        d_prev[k] = rnd(ar, ERROR, mac(ar, mul(ar, d[k], z[k]), e[k], r[k]))
-    for k in range(n):
-        for j in range(n):
-            term = mac(
-                ar, mul(ar, theta[k * n + j], da_z[k]), theta[nn + k * n + j], da_r[k]
-            )
-            accumulate(ar, ERROR, d_prev, j, term)
+    work = np.empty((8, n))  # the gates and the errors on them
+    z, r, cand, rh = work[0], work[1], work[2], work[3]
+    da_z, da_n, e, da_r = work[4], work[5], work[6], work[7]
+    _gates(ar, theta, h_prev, v, z, r, cand, rh)
+    _backward(ar, theta, h_prev, d, d_prev, z, r, cand, da_z, da_n, e, da_r)
     if not accumulate_grads:
         return
 
@@ -176,8 +221,7 @@ def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
         for j in range(n):
             accumulate(ar, GRADIENT, grad, k * n + j, mul(ar, da_z[k], h_prev[j]))
             accumulate(ar, GRADIENT, grad, nn + k * n + j, mul(ar, da_r[k], h_prev[j]))
-            rh = mul(ar, r[j], h_prev[j])
-            accumulate(ar, GRADIENT, grad, 2 * nn + k * n + j, mul(ar, da_n[k], rh))
+            accumulate(ar, GRADIENT, grad, 2 * nn + k * n + j, mul(ar, da_n[k], rh[j]))
         for j in range(i):
             accumulate(ar, GRADIENT, grad, u0 + k * i + j, mul(ar, da_z[k], v[j]))
             accumulate(

@@ -63,14 +63,16 @@ def prod_update(ar, kind, jac_prod, jac, work):
             jac_prod[k] = rnd(ar, JACOBIAN_PRODUCT, mul(ar, jac_prod[k], jac[k]))
     else:
         n = int(np.sqrt(jac.shape[0]) + 0.5)
-        # (P J^T)[i, j] = sum_k P[i, k] J[j, k], summed in order k
+        # (P J^T)[i, j] = sum_k P[i, k] J[j, k], summed in order k; k outside
+        # j ("axpy" order) lets the n sums' rounding chains overlap
+        work[:] = 0.0
         for i in range(n):
-            for j in range(n):
-                acc = 0.0
-                for k in range(n):
-                    acc = mac(ar, acc, jac_prod[i * n + k], jac[j * n + k])
-                work[i * n + j] = rnd(ar, JACOBIAN_PRODUCT, acc)
-        jac_prod[:] = work
+            for k in range(n):
+                p_ik = jac_prod[i * n + k]
+                for j in range(n):
+                    work[i * n + j] = mac(ar, work[i * n + j], p_ik, jac[j * n + k])
+        for m in range(n * n):
+            jac_prod[m] = rnd(ar, JACOBIAN_PRODUCT, work[m])
 
 
 @kernel
@@ -99,12 +101,14 @@ def _apply(ar, kind, mat, x, out, quantity):
         for k in range(x.shape[0]):
             out[k] = rnd(ar, quantity, mul(ar, mat[k], x[k]))
     else:
+        # column by column: each sum keeps its order, the chains overlap
         n = x.shape[0]
+        out[:] = 0.0
+        for k in range(n):
+            for i in range(n):
+                out[i] = mac(ar, out[i], mat[i * n + k], x[k])
         for i in range(n):
-            acc = 0.0
-            for k in range(n):
-                acc = mac(ar, acc, mat[i * n + k], x[k])
-            out[i] = rnd(ar, quantity, acc)
+            out[i] = rnd(ar, quantity, out[i])
 
 
 @kernel

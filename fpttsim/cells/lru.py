@@ -99,26 +99,30 @@ def _eigenvalue(ar, theta, n, k):
 
 
 @kernel
-def _input_drive(ar, theta, n, v, k):
-    """Real and imaginary parts of ``(B v)_k``, summed in input order."""
+def _input_drive(ar, theta, n, v, w):
+    """``w = [Re B v, Im B v]``, each summed in input order.
+
+    Column by column ("axpy" order): every sum keeps its order, and the
+    units' chains of rounded additions overlap instead of waiting.
+    """
     i = v.shape[0]
     base = 3 * n
-    wr = 0.0
-    wi = 0.0
+    w[:] = 0.0
     for j in range(i):
-        wr = mac(ar, wr, theta[base + k * i + j], v[j])
-        wi = mac(ar, wi, theta[base + (n + k) * i + j], v[j])
-    return wr, wi
+        for k in range(2 * n):
+            w[k] = mac(ar, w[k], theta[base + k * i + j], v[j])
 
 
 @kernel
 def step(ar, theta, h_prev, v, h):
-    """``h = lam * h_prev + gamma * (B v)``."""
+    """``h = lam * h_prev + gamma * (B v)``; ``h`` holds ``B v`` first."""
     n = h.shape[0] // 2
+    _input_drive(ar, theta, n, v, h)
     for k in range(n):
         lr, li = _eigenvalue(ar, theta, n, k)
         gamma = rnd(ar, WEIGHTS, math.exp(theta[2 * n + k]))
-        wr, wi = _input_drive(ar, theta, n, v, k)
+        wr = h[k]
+        wi = h[n + k]
         a = h_prev[k]
         b = h_prev[n + k]
         re = mac(ar, mac(ar, mul(ar, lr, a), -li, b), gamma, wr)
@@ -150,6 +154,9 @@ def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
     n = h.shape[0] // 2
     i = v.shape[0]
     base = 3 * n
+    drive = np.empty(2 * n if accumulate_grads else 0)
+    if accumulate_grads:
+        _input_drive(ar, theta, n, v, drive)
     for k in range(n):
         lr, li = _eigenvalue(ar, theta, n, k)
         da = d[k]
@@ -173,8 +180,7 @@ def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
 
         # the input scale and the input matrix
         gamma = rnd(ar, WEIGHTS, math.exp(theta[2 * n + k]))
-        wr, wi = _input_drive(ar, theta, n, v, k)
-        term = mul(ar, gamma, mac(ar, mul(ar, da, wr), db, wi))
+        term = mul(ar, gamma, mac(ar, mul(ar, da, drive[k]), db, drive[n + k]))
         accumulate(ar, GRADIENT, grad, 2 * n + k, term)
         gda = mul(ar, gamma, da)
         gdb = mul(ar, gamma, db)

@@ -59,23 +59,26 @@ def initialise(
 
 
 @kernel
-def _preactivation(ar, theta, h_prev, v, k):
-    n = h_prev.shape[0]
+def step(ar, theta, h_prev, v, h):
+    """``h = tanh(W h_prev + U v + b)``.
+
+    ``h`` holds the pre-activations first. They are summed column by column
+    ("axpy" order): each still sums its terms in index order, and the units'
+    chains of rounded additions overlap instead of waiting on each other.
+    """
+    n = h.shape[0]
     i = v.shape[0]
     u0 = n * n
-    a = theta[u0 + n * i + k]
+    for k in range(n):
+        h[k] = theta[u0 + n * i + k]
     for j in range(n):
-        a = mac(ar, a, theta[k * n + j], h_prev[j])
+        for k in range(n):
+            h[k] = mac(ar, h[k], theta[k * n + j], h_prev[j])
     for j in range(i):
-        a = mac(ar, a, theta[u0 + k * i + j], v[j])
-    return a
-
-
-@kernel
-def step(ar, theta, h_prev, v, h):
-    """``h = tanh(W h_prev + U v + b)``."""
-    for k in range(h.shape[0]):
-        h[k] = rnd(ar, STATE, math.tanh(_preactivation(ar, theta, h_prev, v, k)))
+        for k in range(n):
+            h[k] = mac(ar, h[k], theta[u0 + k * i + j], v[j])
+    for k in range(n):
+        h[k] = rnd(ar, STATE, math.tanh(h[k]))
 
 
 @kernel

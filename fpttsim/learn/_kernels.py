@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fpttsim.cells import dispatch, jacobian
+from fpttsim.cells import dispatch, gru, jacobian
 from fpttsim.numerics import kernel
 from fpttsim.numerics.arithmetic import accumulate, add, mac, rnd
 from fpttsim.numerics.codes import ERROR, GRADIENT, JACOBIAN_PRODUCT
@@ -94,6 +94,19 @@ def _scratch(kind, size):
 
 
 @kernel
+def _jacobian(ar, cell, theta, h_prev, v_t, h, jac, unit, row):
+    """``J = df/dh_prev``, as :func:`dispatch.jacobian` forms it.
+
+    The GRU's rows share its gates, which it then computes once per step
+    rather than once per row.
+    """
+    if cell == dispatch.GRU:
+        gru.jacobian(ar, theta, h_prev, v_t, h, jac, unit, row)
+    else:
+        dispatch.jacobian(ar, cell, theta, h_prev, v_t, h, jac, unit, row)
+
+
+@kernel
 def _advance(ar, cell, kind, theta, h_prev, v_t, h, g_prev, d, jac, lu, unit, row):
     """One step of a forward error pass, shared by both FPTT phases.
 
@@ -101,7 +114,7 @@ def _advance(ar, cell, kind, theta, h_prev, v_t, h, g_prev, d, jac, lu, unit, ro
     False when ``J`` is singular.
     """
     dispatch.step(ar, cell, theta, h_prev, v_t, h)
-    dispatch.jacobian(ar, cell, theta, h_prev, v_t, h, jac, unit, row)
+    _jacobian(ar, cell, theta, h_prev, v_t, h, jac, unit, row)
     x = _difference(ar, d, g_prev)
     return jacobian.solve_transpose(ar, kind, jac, x, d, lu)
 
@@ -193,7 +206,7 @@ def rtrl(ar, cell, theta, v, g, grad, sens):
     dv_scratch = np.zeros(v.shape[1])  # errors on the input: RTRL needs none
     for t in range(1, n_steps + 1):
         dispatch.step(ar, cell, theta, h_prev, v[t - 1], h)
-        dispatch.jacobian(ar, cell, theta, h_prev, v[t - 1], h, jac, unit, row)
+        _jacobian(ar, cell, theta, h_prev, v[t - 1], h, jac, unit, row)
         for m in range(n_params):
             jacobian.mul_vector(ar, kind, jac, sens[m], moved)
             sens[m] = moved

@@ -42,10 +42,14 @@ def _logits(ar, theta, o_t, z):
     n_out = z.shape[0]
     width = o_t.shape[0]
     for r in range(n_out):
-        acc = theta[n_out * width + r]
-        for c in range(width):
-            acc = mac(ar, acc, theta[r * width + c], o_t[c])
-        z[r] = rnd(ar, ACTIVATION, acc)
+        z[r] = theta[n_out * width + r]
+    # column by column: each logit sums in column order, and the logits'
+    # chains of rounded additions overlap instead of waiting
+    for c in range(width):
+        for r in range(n_out):
+            z[r] = mac(ar, z[r], theta[r * width + c], o_t[c])
+    for r in range(n_out):
+        z[r] = rnd(ar, ACTIVATION, z[r])
 
 
 @kernel

@@ -10,8 +10,3 @@ import numba
 # division by zero gives inf or NaN, which the kernels detect and report
 # themselves, instead of raising from compiled code without context.
 kernel = numba.njit(cache=True, nogil=True, error_model="numpy")
-
-# The rounding entry points are called at every arithmetic operation and are
-# small: inlined at Numba's level they cost a few instructions, where a call
-# (which LLVM does not inline across Numba's cached libraries) costs ~8 ns.
-inline_kernel = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fpttsim.numerics import codes
-from fpttsim.numerics._jit import inline_kernel, kernel
+from fpttsim.numerics._jit import kernel
 from fpttsim.numerics.formats import NumberFormat, parse_format
 from fpttsim.numerics.quantize import (
     _ABS,
@@ -62,7 +62,7 @@ _FIXED_NEAREST, _FIXED_DOWN, _FIXED_TOWARD_ZERO, _FIXED_UP = 2, 3, 4, 5
 _FULL = 6  # always the full rounding (stochastic, or a case not sped up)
 
 
-@inline_kernel
+@kernel
 def rnd(ar, quantity, x):
     """``x`` rounded to ``quantity``'s format; its events counted.
 
@@ -160,25 +160,25 @@ def _round(ar, quantity, x):
     return y
 
 
-@inline_kernel
+@kernel
 def mul(ar, a, b):
     """``a * b`` rounded to the product format."""
     return rnd(ar, codes.PRODUCT, a * b)
 
 
-@inline_kernel
+@kernel
 def add(ar, s, p):
     """``s + p`` rounded to the accumulator format."""
     return rnd(ar, codes.ACCUMULATOR, s + p)
 
 
-@inline_kernel
+@kernel
 def mac(ar, s, a, b):
     """One multiply-accumulate step, ``s + a * b``, each operation rounded."""
     return add(ar, s, mul(ar, a, b))
 
 
-@inline_kernel
+@kernel
 def accumulate(ar, quantity, buf, i, term):
     """``buf[i] += term``: the sum rounded as an accumulator, stored as
     ``quantity``.

@@ -101,7 +101,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     try:
         load_profile(args.profile)
     except ConfigError as exc:
-        if exc.file not in (None, args.profile):
+        if Path(args.profile).is_file():
             raise  # the profile file exists but is invalid: it names itself
         raise ConfigError(exc.message, file="--profile") from exc
     # a path on the command line is relative to the working directory, not

@@ -502,6 +502,22 @@ def test_unknown_profile_error_names_the_option_given(capsys):
     assert "--set" not in err
 
 
+@pytest.mark.parametrize("spelling", ["relative", "absolute"])
+def test_invalid_profile_file_error_names_its_file_line_and_key(
+    capsys, tmp_path, monkeypatch, spelling
+):
+    text = find_shipped("hardware_profiles", "loihi2").read_text()
+    text = re.sub(r"add_pj: [0-9.e+-]+", "add_pj: abc", text)
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "add_pj: abc" in row)
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    monkeypatch.chdir(tmp_path)
+    given = "mine.yaml" if spelling == "relative" else str(path)
+    code, _, err = cli(capsys, "gradcheck", "gradcheck-lru", "--profile", given)
+    assert code == 2
+    assert f"mine.yaml:{line}: energy.add_pj: expected a number" in err
+
+
 @pytest.mark.parametrize(
     "case",
     [case_unknown_key, case_invalid_yaml, case_rtrl_with_two_layers],

@@ -25,6 +25,7 @@ import numpy as np
 from fpttsim.numerics import kernel
 from fpttsim.numerics.arithmetic import accumulate, add, mac, mul, rnd
 from fpttsim.numerics.codes import ACTIVATION, GRADIENT, INSTANT_ERROR
+from fpttsim.numerics.vector import vmac, vmac_to, vround
 
 LAYER_NORM_EPS = 1e-5
 
@@ -54,20 +55,37 @@ def initialise(rng: np.random.Generator, s: int, i: int, h: int, f: int) -> list
 
 
 @kernel
-def _matvec(ar, theta, start, rows, cols, x, bias_start, out):
-    """``out = W x (+ b)`` for ``W`` stored row-major at ``theta[start:]``.
+def _matvec(ar, w_t, x, bias, out, tmp):
+    """``out = W x + b`` with ``W``'s columns held as the rows of ``w_t``.
 
-    ``bias_start < 0`` means no bias; sums run over the columns in order.
+    Column by column ("axpy" order): each output still sums over the columns
+    in order, and the outputs' rounding chains run side by side in vector
+    lanes instead of waiting on one another.
     """
-    for r in range(rows):
-        out[r] = theta[bias_start + r] if bias_start >= 0 else 0.0
-    # column by column ("axpy" order): each output still sums in column
-    # order, and the outputs' rounding chains overlap instead of waiting
-    for c in range(cols):
-        for r in range(rows):
-            out[r] = mac(ar, out[r], theta[start + r * cols + c], x[c])
-    for r in range(rows):
-        out[r] = rnd(ar, ACTIVATION, out[r])
+    out[:] = bias
+    for c in range(x.shape[0]):
+        vmac(ar, out, w_t[c], x[c], 1.0, tmp)
+    vround(ar, ACTIVATION, out, tmp)
+
+
+@kernel
+def _transposed(theta, start, rows, cols):
+    """The ``(rows, cols)`` matrix stored row-major at ``theta[start:]``,
+    transposed into a new contiguous array.
+    """  # noqa: D205
+    return theta[start : start + rows * cols].reshape(rows, cols).T.copy()
+
+
+@kernel
+def _weights_t(theta, s, i, h, f):
+    """The block's weight matrices transposed, for column-by-column sums."""
+    c0, d0, w1, b1, w2, b2 = _offsets(s, i, h, f)
+    return (
+        _transposed(theta, c0, h, s),
+        _transposed(theta, d0, h, i),
+        _transposed(theta, w1, f, h),
+        _transposed(theta, w2, h, f),
+    )
 
 
 @kernel
@@ -101,23 +119,22 @@ def _mean(ar, x):
 
 
 @kernel
-def _forward_step(ar, theta, u, h_t, width, hidden_ff, y, m, a1, q, o):
+def _forward_step(ar, theta, w_t, u, h_t, width, hidden_ff, y, m, a1, q, o, tmp):
     """One step of the block; fills the intermediates the backward pass reuses.
 
-    Returns the normalisation's ``1 / sqrt(var + eps)``.
+    ``w_t`` holds the transposed weights (:func:`_weights_t`). Returns the
+    normalisation's ``1 / sqrt(var + eps)``.
     """
     s = h_t.shape[0]
     i = u.shape[0]
+    c_t, d_t, w1_t, w2_t = w_t
     c0, d0, w1, b1, w2, b2 = _offsets(s, i, width, hidden_ff)
     y[:] = 0.0
     for c in range(s):
-        for r in range(width):
-            y[r] = mac(ar, y[r], theta[c0 + r * s + c], h_t[c])
+        vmac(ar, y, c_t[c], h_t[c], 1.0, tmp)
     for c in range(i):
-        for r in range(width):
-            y[r] = mac(ar, y[r], theta[d0 + r * i + c], u[c])
-    for r in range(width):
-        y[r] = rnd(ar, ACTIVATION, y[r])
+        vmac(ar, y, d_t[c], u[c], 1.0, tmp)
+    vround(ar, ACTIVATION, y, tmp)
 
     # layer normalisation; m is a scratch for the centred values first
     mean = _mean(ar, y)
@@ -131,10 +148,10 @@ def _forward_step(ar, theta, u, h_t, width, hidden_ff, y, m, a1, q, o):
     for r in range(width):
         m[r] = rnd(ar, ACTIVATION, mul(ar, m[r], inv_std))
 
-    _matvec(ar, theta, w1, hidden_ff, width, m, b1, a1)
+    _matvec(ar, w1_t, m, theta[b1 : b1 + hidden_ff], a1, tmp)
     for r in range(hidden_ff):
         q[r] = rnd(ar, ACTIVATION, _gelu(a1[r]))
-    _matvec(ar, theta, w2, width, hidden_ff, q, b2, o)
+    _matvec(ar, w2_t, q, theta[b2 : b2 + width], o, tmp)
     if i == width:
         for r in range(width):
             o[r] = rnd(ar, ACTIVATION, add(ar, o[r], u[r]))
@@ -145,12 +162,16 @@ def _forward_step(ar, theta, u, h_t, width, hidden_ff, y, m, a1, q, o):
 def forward(ar, theta, u, h, hidden_ff, o):
     """Block outputs ``o[t-1]`` for ``t = 1..T`` from ``u[t-1]`` and ``h[t]``."""
     width = o.shape[1]
+    w_t = _weights_t(theta, h.shape[1], u.shape[1], width, hidden_ff)
     y = np.empty(width)
     m = np.empty(width)
     a1 = np.empty(hidden_ff)
     q = np.empty(hidden_ff)
+    tmp = np.empty(max(width, hidden_ff))
     for t in range(u.shape[0]):
-        _forward_step(ar, theta, u[t], h[t + 1], width, hidden_ff, y, m, a1, q, o[t])
+        _forward_step(
+            ar, theta, w_t, u[t], h[t + 1], width, hidden_ff, y, m, a1, q, o[t], tmp
+        )
 
 
 @kernel
@@ -167,6 +188,7 @@ def backward(ar, theta, u, h, e, hidden_ff, grad, g, du):
     s = h.shape[1]
     i = u.shape[1]
     c0, d0, w1, b1, w2, b2 = _offsets(s, i, width, hidden_ff)
+    w_t = _weights_t(theta, s, i, width, hidden_ff)
     y = np.empty(width)
     m = np.empty(width)
     a1 = np.empty(hidden_ff)
@@ -176,39 +198,34 @@ def backward(ar, theta, u, h, e, hidden_ff, grad, g, du):
     dm = np.empty(width)
     dmm = np.empty(width)
     dy = np.empty(width)
+    tmp = np.empty(max(width, hidden_ff, s, i))
     for t in range(u.shape[0]):
         inv_std = _forward_step(
-            ar, theta, u[t], h[t + 1], width, hidden_ff, y, m, a1, q, o
+            ar, theta, w_t, u[t], h[t + 1], width, hidden_ff, y, m, a1, q, o, tmp
         )
         et = e[t]
 
         # second linear layer and activation
         for r in range(width):
             accumulate(ar, GRADIENT, grad, b2 + r, et[r])
-            for c in range(hidden_ff):
-                accumulate(
-                    ar, GRADIENT, grad, w2 + r * hidden_ff + c, mul(ar, et[r], q[c])
-                )
+            row = grad[w2 + r * hidden_ff : w2 + (r + 1) * hidden_ff]
+            vmac_to(ar, GRADIENT, row, q, et[r], 1.0, tmp)
         da1[:] = 0.0
         for r in range(width):
-            for c in range(hidden_ff):
-                da1[c] = mac(ar, da1[c], theta[w2 + r * hidden_ff + c], et[r])
+            row = theta[w2 + r * hidden_ff : w2 + (r + 1) * hidden_ff]
+            vmac(ar, da1, row, et[r], 1.0, tmp)
         for c in range(hidden_ff):
             da1[c] = rnd(ar, INSTANT_ERROR, mul(ar, da1[c], _gelu_slope(a1[c])))
 
         # first linear layer
         for r in range(hidden_ff):
             accumulate(ar, GRADIENT, grad, b1 + r, da1[r])
-            for c in range(width):
-                accumulate(
-                    ar, GRADIENT, grad, w1 + r * width + c, mul(ar, da1[r], m[c])
-                )
+            row = grad[w1 + r * width : w1 + (r + 1) * width]
+            vmac_to(ar, GRADIENT, row, m, da1[r], 1.0, tmp)
         dm[:] = 0.0
         for r in range(hidden_ff):
-            for c in range(width):
-                dm[c] = mac(ar, dm[c], theta[w1 + r * width + c], da1[r])
-        for c in range(width):
-            dm[c] = rnd(ar, INSTANT_ERROR, dm[c])
+            vmac(ar, dm, theta[w1 + r * width : w1 + (r + 1) * width], da1[r], 1.0, tmp)
+        vround(ar, INSTANT_ERROR, dm, tmp)
 
         # layer normalisation
         mean_dm = _mean(ar, dm)
@@ -226,19 +243,11 @@ def backward(ar, theta, u, h, e, hidden_ff, grad, g, du):
         else:
             du[t] = 0.0
         for r in range(width):
-            for c in range(s):
-                accumulate(
-                    ar, GRADIENT, grad, c0 + r * s + c, mul(ar, dy[r], h[t + 1, c])
-                )
-                accumulate(
-                    ar,
-                    INSTANT_ERROR,
-                    g[t + 1],
-                    c,
-                    mul(ar, theta[c0 + r * s + c], dy[r]),
-                )
-            for c in range(i):
-                accumulate(ar, GRADIENT, grad, d0 + r * i + c, mul(ar, dy[r], u[t, c]))
-                accumulate(
-                    ar, INSTANT_ERROR, du[t], c, mul(ar, theta[d0 + r * i + c], dy[r])
-                )
+            c_row = c0 + r * s
+            vmac_to(ar, GRADIENT, grad[c_row : c_row + s], h[t + 1], dy[r], 1.0, tmp)
+            vmac_to(
+                ar, INSTANT_ERROR, g[t + 1], theta[c_row : c_row + s], dy[r], 1.0, tmp
+            )
+            d_row = d0 + r * i
+            vmac_to(ar, GRADIENT, grad[d_row : d_row + i], u[t], dy[r], 1.0, tmp)
+            vmac_to(ar, INSTANT_ERROR, du[t], theta[d_row : d_row + i], dy[r], 1.0, tmp)

@@ -1,0 +1,247 @@
+r"""The device's arithmetic over whole vectors, at close to float64 speed.
+
+:mod:`.arithmetic` rounds one scalar at a time, which keeps every kernel
+exact but stops the compiler from using vector instructions: each rounding
+is a call with a branch on its format. The operations here do the same
+arithmetic over a vector at once, in two steps:
+
+1. a *fast pass* computes every lane with the common-case rounding of
+   :func:`.arithmetic.rnd` (a normal float result rounded to nearest-even by
+   bit operations, or an in-range fixed-point result), written without
+   branches so that the loop vectorises, and counts the lanes that left the
+   common case (an event, a zero from a nonzero value, a NaN);
+2. the lanes that left it (marked NaN in the scratch vector: the fast pass
+   never yields a NaN) are computed again by the scalar operations, from the
+   untouched inputs, so that every event is counted and every special case
+   rounded exactly as :mod:`.arithmetic` does.
+
+The results are therefore those of the scalar operations, bit for bit (a test
+checks it, events included); only the time differs. Formats whose rounding
+has no fast case (stochastic rounding, directed rounding of floats) always
+take the scalar path. The fast pass has one loop per family of formats
+(float, fixed point, or a mix) so that each loop stays short enough to
+vectorise. With ``ar`` None (float64 everywhere) the operations
+are plain loops.
+
+Operations (``out`` is updated in place; ``tmp`` is scratch of at least
+``out``'s length; ``sign`` is +1.0 or -1.0)::
+
+    vmac(ar, out, a, x, sign, tmp)       out[k] = add(out[k], sign * mul(a[k], x))
+    vmac_to(ar, q, out, a, x, sign, tmp)  the same, then rnd(q, .), as accumulate
+    vround(ar, q, out, tmp)               out[k] = rnd(q, out[k])
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from fpttsim.numerics import codes
+from fpttsim.numerics._jit import kernel
+from fpttsim.numerics.arithmetic import (
+    _A,
+    _B,
+    _C,
+    _D,
+    _EXACT_MODE,
+    _FIXED_DOWN,
+    _FIXED_TOWARD_ZERO,
+    _FIXED_UP,
+    _FULL,
+    _MODE,
+    _NEAREST_FLOAT,
+    add,
+    mul,
+    rnd,
+)
+from fpttsim.numerics.quantize import _ABS, _SIGN, _bits_float, _float_bits
+
+# Inlined into the vector loops at Numba's level: a call would keep the loop
+# scalar. The function is small, so compile time stays short.
+_inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+
+
+_FLOATS, _FIXED, _MIXED, _SLOW = 0, 1, 2, 3
+
+
+@_inline
+def _consts(ar, q):
+    """``q``'s mode and common-case constants, as :func:`.arithmetic.rnd` reads
+    them; integer constants as int64.
+    """  # noqa: D205
+    return (
+        ar[q, _MODE],
+        ar[q, _A],
+        ar[q, _B],
+        ar[q, _C],
+        _float_bits(ar[q, _A]),
+        _float_bits(ar[q, _B]),
+        _float_bits(ar[q, _C]),
+        _float_bits(ar[q, _D]),
+    )
+
+
+@_inline
+def _family(c):
+    """The family of fast loop a format's constants ``c`` can use."""
+    mode = c[0]
+    if mode == _NEAREST_FLOAT:
+        return _FLOATS
+    if mode == _FULL:
+        return _SLOW
+    if mode == _EXACT_MODE:
+        return _MIXED
+    return _FIXED
+
+
+@_inline
+def _join(f1, f2):
+    """The loop two formats of families ``f1`` and ``f2`` use together."""
+    if f1 == _SLOW or f2 == _SLOW:
+        return _SLOW
+    return f1 if f1 == f2 else _MIXED
+
+
+@_inline
+def _float_lane(x, c):
+    """Nearest-even on the float64 bits; NaN where the common case misses."""
+    dropped, half, low, high = c[4], c[5], c[6], c[7]
+    bits = _float_bits(x)
+    mag = bits & _ABS
+    kept = ((mag + half + ((mag >> dropped) & 1)) >> dropped) << dropped
+    hit = (mag == 0) | ((mag >= low) & (mag <= high))
+    return _bits_float(kept | (bits & _SIGN)) if hit else np.nan
+
+
+@_inline
+def _fixed_lane(x, c):
+    """An integer count of units ``2^-F``; NaN where the common case misses."""
+    mode, scale, unit, limit = c[0], c[1], c[2], c[3]
+    s = x * scale  # exact: a power of two
+    k = np.rint(s)
+    if mode == _FIXED_DOWN:
+        k = np.floor(s)
+    elif mode == _FIXED_TOWARD_ZERO:
+        k = np.trunc(s)
+    elif mode == _FIXED_UP:
+        k = np.ceil(s)
+    hit = (k >= -limit) & (k < limit) & ((k != 0.0) | (x == 0.0))
+    return k * unit + 0.0 if hit else np.nan  # a fixed-point zero has no sign
+
+
+@_inline
+def _lane(x, c):
+    """Either lane, chosen by the format; NaN where the common case misses."""
+    if c[0] == _EXACT_MODE:
+        return x if x == x else np.nan
+    if c[0] == _NEAREST_FLOAT:
+        return _float_lane(x, c)
+    return _fixed_lane(x, c)
+
+
+@_inline
+def _missed(tmp, n):
+    """Whether any of the first ``n`` lanes missed the common case."""
+    misses = 0
+    for k in range(n):
+        misses += tmp[k] != tmp[k]
+    return misses != 0
+
+
+@kernel
+def vmac(ar, out, a, x, sign, tmp):
+    """``out[k] = add(out[k], sign * mul(a[k], x))`` for every ``k``."""
+    n = out.shape[0]
+    if ar is None:
+        for k in range(n):
+            out[k] = out[k] + sign * (a[k] * x)
+        return
+    cp = _consts(ar, codes.PRODUCT)
+    cs = _consts(ar, codes.ACCUMULATOR)
+    family = _join(_family(cp), _family(cs))
+    if family == _SLOW:
+        for k in range(n):
+            out[k] = add(ar, out[k], sign * mul(ar, a[k], x))
+        return
+
+    if family == _FLOATS:
+        for k in range(n):
+            tmp[k] = _float_lane(out[k] + sign * _float_lane(a[k] * x, cp), cs)
+    elif family == _FIXED:
+        for k in range(n):
+            tmp[k] = _fixed_lane(out[k] + sign * _fixed_lane(a[k] * x, cp), cs)
+    else:
+        for k in range(n):
+            tmp[k] = _lane(out[k] + sign * _lane(a[k] * x, cp), cs)
+    if not _missed(tmp, n):
+        out[:n] = tmp[:n]
+        return
+    for k in range(n):
+        if tmp[k] == tmp[k]:
+            out[k] = tmp[k]
+        else:
+            out[k] = add(ar, out[k], sign * mul(ar, a[k], x))
+
+
+@kernel
+def vmac_to(ar, q, out, a, x, sign, tmp):
+    """``out[k] = rnd(q, add(out[k], sign * mul(a[k], x)))`` for every ``k``."""
+    n = out.shape[0]
+    if ar is None:
+        for k in range(n):
+            out[k] = out[k] + sign * (a[k] * x)
+        return
+    cp = _consts(ar, codes.PRODUCT)
+    cs = _consts(ar, codes.ACCUMULATOR)
+    cq = _consts(ar, q)
+    family = _join(_join(_family(cp), _family(cs)), _family(cq))
+    if family == _SLOW:
+        for k in range(n):
+            out[k] = rnd(ar, q, add(ar, out[k], sign * mul(ar, a[k], x)))
+        return
+
+    if family == _FLOATS:
+        for k in range(n):
+            s = out[k] + sign * _float_lane(a[k] * x, cp)
+            tmp[k] = _float_lane(_float_lane(s, cs), cq)
+    elif family == _FIXED:
+        for k in range(n):
+            s = out[k] + sign * _fixed_lane(a[k] * x, cp)
+            tmp[k] = _fixed_lane(_fixed_lane(s, cs), cq)
+    else:
+        for k in range(n):
+            tmp[k] = _lane(_lane(out[k] + sign * _lane(a[k] * x, cp), cs), cq)
+    if not _missed(tmp, n):
+        out[:n] = tmp[:n]
+        return
+    for k in range(n):
+        if tmp[k] == tmp[k]:
+            out[k] = tmp[k]
+        else:
+            out[k] = rnd(ar, q, add(ar, out[k], sign * mul(ar, a[k], x)))
+
+
+@kernel
+def vround(ar, q, out, tmp):
+    """``out[k] = rnd(q, out[k])`` for every ``k``."""
+    if ar is None:
+        return
+    n = out.shape[0]
+    cq = _consts(ar, q)
+    family = _family(cq)
+    if family == _SLOW:
+        for k in range(n):
+            out[k] = rnd(ar, q, out[k])
+        return
+
+    if family == _FLOATS:
+        for k in range(n):
+            tmp[k] = _float_lane(out[k], cq)
+    else:
+        for k in range(n):
+            tmp[k] = _lane(out[k], cq)
+    if not _missed(tmp, n):
+        out[:n] = tmp[:n]
+        return
+    for k in range(n):
+        out[k] = tmp[k] if tmp[k] == tmp[k] else rnd(ar, q, out[k])

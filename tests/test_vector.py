@@ -20,7 +20,7 @@ from fpttsim.numerics.arithmetic import (
     rnd,
     seed_stochastic_rounding,
 )
-from fpttsim.numerics.vector import vmac, vmac_to, vround
+from fpttsim.numerics.vector import vadd_to, vmac, vmac_to, vmul, vround
 
 
 @numba.njit
@@ -28,6 +28,18 @@ def scalar_mac(ar, q, out, a, x, sign):
     for k in range(out.shape[0]):
         s = add(ar, out[k], sign * mul(ar, a[k], x))
         out[k] = s if q < 0 else rnd(ar, q, s)
+
+
+@numba.njit
+def scalar_mul(ar, out, a, x):
+    for k in range(out.shape[0]):
+        out[k] = mul(ar, a[k], x)
+
+
+@numba.njit
+def scalar_add_to(ar, q, out, b):
+    for k in range(out.shape[0]):
+        out[k] = rnd(ar, q, add(ar, out[k], b[k]))
 
 
 @numba.njit
@@ -67,42 +79,58 @@ def values(rng, n, scale):
     return v
 
 
+def assert_same(arith, out, vector_op, scalar_op):
+    """Both operations on copies of ``out``: same bits, same events."""
+    vec, ref = arith.fresh(), arith.fresh()
+    got, want = out.copy(), out.copy()
+    seed_stochastic_rounding(5)  # the same draws for stochastic rounding
+    vector_op(vec.ar, got)
+    seed_stochastic_rounding(5)
+    scalar_op(ref.ar, want)
+    np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+    np.testing.assert_array_equal(vec.counts, ref.counts)
+
+
 @pytest.mark.parametrize("name, arith", CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("special", [False, True], ids=["normal", "special"])
 @pytest.mark.parametrize("layout", ["contiguous", "strided"])
-def test_vector_operations_equal_the_scalar_ones(name, arith, special, layout):
+@pytest.mark.parametrize("scale", [1e-3, 0.3, 40.0])
+def test_vector_operations_equal_the_scalar_ones(name, arith, special, layout, scale):
     rng = np.random.default_rng(11)
     n = 37  # not a multiple of any vector width
-    for scale in (1e-3, 0.3, 40.0):
-        out = rng.normal(size=n) * scale
-        base = rng.normal(size=2 * n) * scale
-        if special:
-            out = values(rng, n, scale)
-            base[::2] = values(rng, n, scale)
-        a = base[::2] if layout == "strided" else base[:n]
-        x = float(rng.normal()) * scale
-        for sign in (1.0, -1.0):
-            for q in (-1, codes.GRADIENT, codes.STATE):
-                vec, ref = arith.fresh(), arith.fresh()
-                got, want = out.copy(), out.copy()
-                seed_stochastic_rounding(5)
-                if q < 0:
-                    vmac(vec.ar, got, a, x, sign, np.empty(n))
-                else:
-                    vmac_to(vec.ar, q, got, a, x, sign, np.empty(n))
-                seed_stochastic_rounding(5)
-                scalar_mac(ref.ar, q, want, a, x, sign)
-                np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
-                np.testing.assert_array_equal(vec.counts, ref.counts)
-
-        vec, ref = arith.fresh(), arith.fresh()
-        got, want = out.copy(), out.copy()
-        seed_stochastic_rounding(5)
-        vround(vec.ar, codes.ERROR, got, np.empty(n))
-        seed_stochastic_rounding(5)
-        scalar_round(ref.ar, codes.ERROR, want)
-        np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
-        np.testing.assert_array_equal(vec.counts, ref.counts)
+    tmp = np.empty(n)
+    out = rng.normal(size=n) * scale
+    base = rng.normal(size=2 * n) * scale
+    if special:
+        out = values(rng, n, scale)
+        base[::2] = values(rng, n, scale)
+    a = base[::2] if layout == "strided" else base[:n]
+    x = float(rng.normal()) * scale
+    q = codes.ERROR
+    pairs = [
+        (
+            lambda ar, o: vmac(ar, o, a, x, -1.0, tmp),
+            lambda ar, o: scalar_mac(ar, -1, o, a, x, -1.0),
+        ),
+        (
+            lambda ar, o: vmac_to(ar, q, o, a, x, 1.0, tmp),
+            lambda ar, o: scalar_mac(ar, q, o, a, x, 1.0),
+        ),
+        (
+            lambda ar, o: vmul(ar, o, a, x, tmp),
+            lambda ar, o: scalar_mul(ar, o, a, x),
+        ),
+        (
+            lambda ar, o: vadd_to(ar, q, o, a, tmp),
+            lambda ar, o: scalar_add_to(ar, q, o, a),
+        ),
+        (
+            lambda ar, o: vround(ar, q, o, tmp),
+            lambda ar, o: scalar_round(ar, q, o),
+        ),
+    ]
+    for vector_op, scalar_op in pairs:
+        assert_same(arith, out, vector_op, scalar_op)
 
 
 def test_special_values_are_counted_as_events():

@@ -28,6 +28,8 @@ Operations (``out`` is updated in place; ``tmp`` is scratch of at least
 
     vmac(ar, out, a, x, sign, tmp)       out[k] = add(out[k], sign * mul(a[k], x))
     vmac_to(ar, q, out, a, x, sign, tmp)  the same, then rnd(q, .), as accumulate
+    vmul(ar, out, a, x, tmp)              out[k] = mul(a[k], x)
+    vadd_to(ar, q, out, b, tmp)           out[k] = rnd(q, add(out[k], b[k]))
     vround(ar, q, out, tmp)               out[k] = rnd(q, out[k])
 """
 
@@ -245,3 +247,66 @@ def vround(ar, q, out, tmp):
         return
     for k in range(n):
         out[k] = tmp[k] if tmp[k] == tmp[k] else rnd(ar, q, out[k])
+
+
+@kernel
+def vmul(ar, out, a, x, tmp):
+    """``out[k] = mul(a[k], x)`` for every ``k``."""
+    n = out.shape[0]
+    if ar is None:
+        for k in range(n):
+            out[k] = a[k] * x
+        return
+    cp = _consts(ar, codes.PRODUCT)
+    family = _family(cp)
+    if family == _SLOW:
+        for k in range(n):
+            out[k] = mul(ar, a[k], x)
+        return
+
+    if family == _FLOATS:
+        for k in range(n):
+            tmp[k] = _float_lane(a[k] * x, cp)
+    else:
+        for k in range(n):
+            tmp[k] = _lane(a[k] * x, cp)
+    if not _missed(tmp, n):
+        out[:n] = tmp[:n]
+        return
+    for k in range(n):
+        out[k] = tmp[k] if tmp[k] == tmp[k] else mul(ar, a[k], x)
+
+
+@kernel
+def vadd_to(ar, q, out, b, tmp):
+    """``out[k] = rnd(q, add(out[k], b[k]))`` for every ``k``."""
+    n = out.shape[0]
+    if ar is None:
+        for k in range(n):
+            out[k] = out[k] + b[k]
+        return
+    cs = _consts(ar, codes.ACCUMULATOR)
+    cq = _consts(ar, q)
+    family = _join(_family(cs), _family(cq))
+    if family == _SLOW:
+        for k in range(n):
+            out[k] = rnd(ar, q, add(ar, out[k], b[k]))
+        return
+
+    if family == _FLOATS:
+        for k in range(n):
+            tmp[k] = _float_lane(_float_lane(out[k] + b[k], cs), cq)
+    elif family == _FIXED:
+        for k in range(n):
+            tmp[k] = _fixed_lane(_fixed_lane(out[k] + b[k], cs), cq)
+    else:
+        for k in range(n):
+            tmp[k] = _lane(_lane(out[k] + b[k], cs), cq)
+    if not _missed(tmp, n):
+        out[:n] = tmp[:n]
+        return
+    for k in range(n):
+        if tmp[k] == tmp[k]:
+            out[k] = tmp[k]
+        else:
+            out[k] = rnd(ar, q, add(ar, out[k], b[k]))

@@ -31,6 +31,7 @@ from fpttsim.numerics.codes import (
     STATE,
     WEIGHTS,
 )
+from fpttsim.numerics.vector import transposed, vmac, vmac_to
 
 # Parameters in the learner's coordinates: updated by training, but not what a
 # device holds. It holds lam (in the Jacobian's format) and gamma (in the
@@ -73,10 +74,11 @@ def _input_drive(ar, theta, n, v, w):
     """
     i = v.shape[0]
     base = 2 * n
+    b_t = transposed(theta, base, n, i)
+    tmp = np.empty(n)
     w[:] = 0.0
     for j in range(i):
-        for k in range(n):
-            w[k] = mac(ar, w[k], theta[base + k * i + j], v[j])
+        vmac(ar, w, b_t[j], v[j], 1.0, tmp)
 
 
 @kernel
@@ -111,6 +113,7 @@ def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
     i = v.shape[0]
     base = 2 * n
     drive = np.empty(n if accumulate_grads else 0)
+    tmp = np.empty(i)
     if accumulate_grads:
         _input_drive(ar, theta, n, v, drive)
     for k in range(n):
@@ -124,6 +127,6 @@ def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
         gamma = rnd(ar, WEIGHTS, math.exp(theta[n + k]))
         gd = mul(ar, gamma, d[k])
         accumulate(ar, GRADIENT, grad, n + k, mul(ar, gd, drive[k]))
-        for j in range(i):
-            accumulate(ar, GRADIENT, grad, base + k * i + j, mul(ar, gd, v[j]))
-            accumulate(ar, INSTANT_ERROR, dv, j, mul(ar, theta[base + k * i + j], gd))
+        row = base + k * i
+        vmac_to(ar, GRADIENT, grad[row : row + i], v, gd, 1.0, tmp)
+        vmac_to(ar, INSTANT_ERROR, dv, theta[row : row + i], gd, 1.0, tmp)

@@ -43,6 +43,7 @@ from fpttsim.numerics.codes import (
     STATE,
     WEIGHTS,
 )
+from fpttsim.numerics.vector import transposed, vadd_to, vmac, vmac_to, vmul
 
 # Parameters in the learner's coordinates: updated by training, but not what a
 # device holds. It holds lam (in the Jacobian's format) and gamma (in the
@@ -102,15 +103,17 @@ def _eigenvalue(ar, theta, n, k):
 def _input_drive(ar, theta, n, v, w):
     """``w = [Re B v, Im B v]``, each summed in input order.
 
-    Column by column ("axpy" order): every sum keeps its order, and the
-    units' chains of rounded additions overlap instead of waiting.
+    Column by column ("axpy" order, over ``B`` transposed): every sum keeps
+    its order, and the units' chains of rounded additions run side by side
+    in vector lanes instead of waiting on one another.
     """
     i = v.shape[0]
     base = 3 * n
+    b_t = transposed(theta, base, 2 * n, i)
+    tmp = np.empty(2 * n)
     w[:] = 0.0
     for j in range(i):
-        for k in range(2 * n):
-            w[k] = mac(ar, w[k], theta[base + k * i + j], v[j])
+        vmac(ar, w, b_t[j], v[j], 1.0, tmp)
 
 
 @kernel
@@ -155,6 +158,8 @@ def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
     i = v.shape[0]
     base = 3 * n
     drive = np.empty(2 * n if accumulate_grads else 0)
+    term_v = np.empty(i)
+    tmp = np.empty(i)
     if accumulate_grads:
         _input_drive(ar, theta, n, v, drive)
     for k in range(n):
@@ -184,13 +189,11 @@ def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
         accumulate(ar, GRADIENT, grad, 2 * n + k, term)
         gda = mul(ar, gamma, da)
         gdb = mul(ar, gamma, db)
-        for j in range(i):
-            accumulate(ar, GRADIENT, grad, base + k * i + j, mul(ar, gda, v[j]))
-            accumulate(ar, GRADIENT, grad, base + (n + k) * i + j, mul(ar, gdb, v[j]))
-            term = mac(
-                ar,
-                mul(ar, theta[base + k * i + j], gda),
-                theta[base + (n + k) * i + j],
-                gdb,
-            )
-            accumulate(ar, INSTANT_ERROR, dv, j, term)
+        row_re = base + k * i
+        row_im = base + (n + k) * i
+        vmac_to(ar, GRADIENT, grad[row_re : row_re + i], v, gda, 1.0, tmp)
+        vmac_to(ar, GRADIENT, grad[row_im : row_im + i], v, gdb, 1.0, tmp)
+        # dv += Re(conj(B_k) gamma d_k): both products, then their sum
+        vmul(ar, term_v, theta[row_re : row_re + i], gda, tmp)
+        vmac(ar, term_v, theta[row_im : row_im + i], gdb, 1.0, tmp)
+        vadd_to(ar, INSTANT_ERROR, dv, term_v, tmp)

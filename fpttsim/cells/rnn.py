@@ -20,8 +20,9 @@ import numpy as np
 
 from fpttsim.cells._init import orthogonal_with_spectrum
 from fpttsim.numerics import kernel
-from fpttsim.numerics.arithmetic import accumulate, mac, mul, rnd
+from fpttsim.numerics.arithmetic import accumulate, mul, rnd
 from fpttsim.numerics.codes import ERROR, GRADIENT, INSTANT_ERROR, STATE
+from fpttsim.numerics.vector import transposed, vmac, vmac_to
 
 # Every parameter is held by the device as it is.
 LEARNER_COORDINATES = ()
@@ -71,12 +72,13 @@ def step(ar, theta, h_prev, v, h):
     u0 = n * n
     for k in range(n):
         h[k] = theta[u0 + n * i + k]
+    w_t = transposed(theta, 0, n, n)
+    u_t = transposed(theta, u0, n, i)
+    tmp = np.empty(n)
     for j in range(n):
-        for k in range(n):
-            h[k] = mac(ar, h[k], theta[k * n + j], h_prev[j])
+        vmac(ar, h, w_t[j], h_prev[j], 1.0, tmp)
     for j in range(i):
-        for k in range(n):
-            h[k] = mac(ar, h[k], theta[u0 + k * i + j], v[j])
+        vmac(ar, h, u_t[j], v[j], 1.0, tmp)
     for k in range(n):
         h[k] = rnd(ar, STATE, math.tanh(h[k]))
 
@@ -89,16 +91,15 @@ def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
     u0 = n * n
     b0 = u0 + n * i
     d_prev[:] = 0.0
+    tmp = np.empty(max(n, i))
     for k in range(n):
         slope = rnd(ar, ERROR, 1.0 - mul(ar, h[k], h[k]))
         s = rnd(ar, ERROR, mul(ar, slope, d[k]))
-        for j in range(n):
-            accumulate(ar, ERROR, d_prev, j, mul(ar, theta[k * n + j], s))
+        vmac_to(ar, ERROR, d_prev, theta[k * n : (k + 1) * n], s, 1.0, tmp)
         if not accumulate_grads:
             continue
-        for j in range(n):
-            accumulate(ar, GRADIENT, grad, k * n + j, mul(ar, s, h_prev[j]))
-        for j in range(i):
-            accumulate(ar, GRADIENT, grad, u0 + k * i + j, mul(ar, s, v[j]))
-            accumulate(ar, INSTANT_ERROR, dv, j, mul(ar, theta[u0 + k * i + j], s))
+        vmac_to(ar, GRADIENT, grad[k * n : (k + 1) * n], h_prev, s, 1.0, tmp)
+        row = u0 + k * i
+        vmac_to(ar, GRADIENT, grad[row : row + i], v, s, 1.0, tmp)
+        vmac_to(ar, INSTANT_ERROR, dv, theta[row : row + i], s, 1.0, tmp)
         accumulate(ar, GRADIENT, grad, b0 + k, s)

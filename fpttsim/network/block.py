@@ -25,7 +25,7 @@ import numpy as np
 from fpttsim.numerics import kernel
 from fpttsim.numerics.arithmetic import accumulate, add, mac, mul, rnd
 from fpttsim.numerics.codes import ACTIVATION, GRADIENT, INSTANT_ERROR
-from fpttsim.numerics.vector import vmac, vmac_to, vround
+from fpttsim.numerics.vector import transposed, vmac, vmac_to, vround
 
 LAYER_NORM_EPS = 1e-5
 
@@ -69,22 +69,14 @@ def _matvec(ar, w_t, x, bias, out, tmp):
 
 
 @kernel
-def _transposed(theta, start, rows, cols):
-    """The ``(rows, cols)`` matrix stored row-major at ``theta[start:]``,
-    transposed into a new contiguous array.
-    """  # noqa: D205
-    return theta[start : start + rows * cols].reshape(rows, cols).T.copy()
-
-
-@kernel
 def _weights_t(theta, s, i, h, f):
     """The block's weight matrices transposed, for column-by-column sums."""
     c0, d0, w1, b1, w2, b2 = _offsets(s, i, h, f)
     return (
-        _transposed(theta, c0, h, s),
-        _transposed(theta, d0, h, i),
-        _transposed(theta, w1, f, h),
-        _transposed(theta, w2, h, f),
+        transposed(theta, c0, h, s),
+        transposed(theta, d0, h, i),
+        transposed(theta, w1, f, h),
+        transposed(theta, w2, h, f),
     )
 
 

@@ -23,8 +23,9 @@ import math
 import numpy as np
 
 from fpttsim.numerics import kernel
-from fpttsim.numerics.arithmetic import accumulate, mac, mul, rnd
+from fpttsim.numerics.arithmetic import accumulate, mul, rnd
 from fpttsim.numerics.codes import ACTIVATION, GRADIENT, INSTANT_ERROR
+from fpttsim.numerics.vector import transposed, vmac, vmac_to, vround
 
 
 def parameter_shapes(h: int, o: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -44,12 +45,12 @@ def _logits(ar, theta, o_t, z):
     for r in range(n_out):
         z[r] = theta[n_out * width + r]
     # column by column: each logit sums in column order, and the logits'
-    # chains of rounded additions overlap instead of waiting
+    # chains of rounded additions run side by side in vector lanes
+    w_t = transposed(theta, 0, n_out, width)
+    tmp = np.empty(n_out)
     for c in range(width):
-        for r in range(n_out):
-            z[r] = mac(ar, z[r], theta[r * width + c], o_t[c])
-    for r in range(n_out):
-        z[r] = rnd(ar, ACTIVATION, z[r])
+        vmac(ar, z, w_t[c], o_t[c], 1.0, tmp)
+    vround(ar, ACTIVATION, z, tmp)
 
 
 @kernel
@@ -58,12 +59,13 @@ def _backward_step(ar, theta, o_t, dz, scale, grad, e_t):
     n_out = dz.shape[0]
     width = o_t.shape[0]
     e_t[:] = 0.0
+    tmp = np.empty(width)
     for r in range(n_out):
         dzr = rnd(ar, INSTANT_ERROR, mul(ar, scale, dz[r]))
         accumulate(ar, GRADIENT, grad, n_out * width + r, dzr)
-        for c in range(width):
-            accumulate(ar, GRADIENT, grad, r * width + c, mul(ar, dzr, o_t[c]))
-            accumulate(ar, INSTANT_ERROR, e_t, c, mul(ar, theta[r * width + c], dzr))
+        row = r * width
+        vmac_to(ar, GRADIENT, grad[row : row + width], o_t, dzr, 1.0, tmp)
+        vmac_to(ar, INSTANT_ERROR, e_t, theta[row : row + width], dzr, 1.0, tmp)
 
 
 @kernel

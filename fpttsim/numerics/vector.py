@@ -151,6 +151,15 @@ def _missed(tmp, n):
 
 
 @kernel
+def transposed(theta, start, rows, cols):
+    """The ``(rows, cols)`` matrix stored row-major at ``theta[start:]``,
+    transposed into a new contiguous array: its columns become rows, which the
+    vector operations read at unit stride.
+    """  # noqa: D205
+    return theta[start : start + rows * cols].reshape(rows, cols).T.copy()
+
+
+@kernel
 def vmac(ar, out, a, x, sign, tmp):
     """``out[k] = add(out[k], sign * mul(a[k], x))`` for every ``k``."""
     n = out.shape[0]

@@ -37,6 +37,7 @@ from fpttsim.numerics.codes import (
     JACOBIAN,
     STATE,
 )
+from fpttsim.numerics.vector import transposed, vadd_to, vmac, vmac_to, vmul, vround
 
 # Every parameter is held by the device as it is.
 LEARNER_COORDINATES = ()
@@ -102,25 +103,28 @@ def _gates(ar, theta, h_prev, v, z, r, cand, rh):
         z[k] = theta[b0 + k]
         r[k] = theta[b0 + n + k]
         cand[k] = theta[b0 + 2 * n + k]
+    tmp = np.empty(n)
+    wz_t = transposed(theta, 0, n, n)
+    wr_t = transposed(theta, nn, n, n)
     for j in range(n):
-        for k in range(n):
-            z[k] = mac(ar, z[k], theta[k * n + j], h_prev[j])
-            r[k] = mac(ar, r[k], theta[nn + k * n + j], h_prev[j])
+        vmac(ar, z, wz_t[j], h_prev[j], 1.0, tmp)
+        vmac(ar, r, wr_t[j], h_prev[j], 1.0, tmp)
+    uz_t = transposed(theta, u0, n, i)
+    ur_t = transposed(theta, u0 + n * i, n, i)
     for j in range(i):
-        for k in range(n):
-            z[k] = mac(ar, z[k], theta[u0 + k * i + j], v[j])
-            r[k] = mac(ar, r[k], theta[u0 + n * i + k * i + j], v[j])
+        vmac(ar, z, uz_t[j], v[j], 1.0, tmp)
+        vmac(ar, r, ur_t[j], v[j], 1.0, tmp)
     for k in range(n):
         z[k] = rnd(ar, ACTIVATION, _sigmoid(z[k]))
         r[k] = rnd(ar, ACTIVATION, _sigmoid(r[k]))
         rh[k] = mul(ar, r[k], h_prev[k])
 
+    wn_t = transposed(theta, 2 * nn, n, n)
     for j in range(n):
-        for k in range(n):
-            cand[k] = mac(ar, cand[k], theta[2 * nn + k * n + j], rh[j])
+        vmac(ar, cand, wn_t[j], rh[j], 1.0, tmp)
+    un_t = transposed(theta, u0 + 2 * n * i, n, i)
     for j in range(i):
-        for k in range(n):
-            cand[k] = mac(ar, cand[k], theta[u0 + 2 * n * i + k * i + j], v[j])
+        vmac(ar, cand, un_t[j], v[j], 1.0, tmp)
     for k in range(n):
         cand[k] = rnd(ar, ACTIVATION, math.tanh(cand[k]))
 
@@ -138,10 +142,10 @@ def step(ar, theta, h_prev, v, h):
 
 
 @kernel
-def _backward(ar, theta, h_prev, d, d_prev, z, r, cand, da_z, da_n, e, da_r):
+def _backward(ar, theta, h_prev, d, d_prev, z, r, cand, da_z, da_n, e, da_r, tmp):
     """``d_prev = J^T d`` from the gates; fills the pre-activations' errors.
 
-    ``e`` receives ``Wn^T da_n``.
+    ``e`` receives ``Wn^T da_n``; ``tmp`` is scratch of shape ``(2, N)``.
     """
     n = h_prev.shape[0]
     nn = n * n
@@ -153,8 +157,8 @@ def _backward(ar, theta, h_prev, d, d_prev, z, r, cand, da_z, da_n, e, da_r):
         da_n[k] = rnd(ar, ERROR, mul(ar, mul(ar, d[k], keep), slope))
     e[:] = 0.0
     for k in range(n):
-        for j in range(n):
-            accumulate(ar, ERROR, e, j, mul(ar, theta[2 * nn + k * n + j], da_n[k]))
+        row = 2 * nn + k * n
+        vmac_to(ar, ERROR, e, theta[row : row + n], da_n[k], 1.0, tmp[0])
     for k in range(n):
         gate_slope = mul(ar, r[k], add(ar, 1.0, -r[k]))
         da_r[k] = rnd(ar, ERROR, mul(ar, mul(ar, e[k], h_prev[k]), gate_slope))
@@ -162,12 +166,11 @@ def _backward(ar, theta, h_prev, d, d_prev, z, r, cand, da_z, da_n, e, da_r):
     # error on the previous state
     for k in range(n):
         d_prev[k] = rnd(ar, ERROR, mac(ar, mul(ar, d[k], z[k]), e[k], r[k]))
+    term = tmp[1]
     for k in range(n):
-        for j in range(n):
-            term = mac(
-                ar, mul(ar, theta[k * n + j], da_z[k]), theta[nn + k * n + j], da_r[k]
-            )
-            accumulate(ar, ERROR, d_prev, j, term)
+        vmul(ar, term, theta[k * n : (k + 1) * n], da_z[k], tmp[0])
+        vmac(ar, term, theta[nn + k * n : nn + (k + 1) * n], da_r[k], 1.0, tmp[0])
+        vadd_to(ar, ERROR, d_prev, term, tmp[0])
 
 
 @kernel
@@ -178,16 +181,18 @@ def jacobian(ar, theta, h_prev, v, h, jac, unit, row):
     ``unit`` and ``row`` are scratch vectors of the state's size.
     """  # noqa: D205
     n = h.shape[0]
-    work = np.empty((8, n))  # the gates and the errors on them
+    work = np.empty((10, n))  # the gates, the errors on them, scratch
     z, r, cand, rh = work[0], work[1], work[2], work[3]
     da_z, da_n, e, da_r = work[4], work[5], work[6], work[7]
     _gates(ar, theta, h_prev, v, z, r, cand, rh)
     unit[:] = 0.0
     for k in range(n):
         unit[k] = 1.0
-        _backward(ar, theta, h_prev, unit, row, z, r, cand, da_z, da_n, e, da_r)
-        for j in range(n):
-            jac[k * n + j] = rnd(ar, JACOBIAN, row[j])
+        _backward(
+            ar, theta, h_prev, unit, row, z, r, cand, da_z, da_n, e, da_r, work[8:]
+        )
+        jac[k * n : (k + 1) * n] = row
+        vround(ar, JACOBIAN, jac[k * n : (k + 1) * n], work[8])
         unit[k] = 0.0
 
 
@@ -208,32 +213,36 @@ def vjp(ar, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate_grads):
     nn = n * n
     u0 = 3 * nn
     b0 = u0 + 3 * n * i
-    work = np.empty((8, n))  # the gates and the errors on them
+    work = np.empty((10, n))  # the gates, the errors on them, scratch
     z, r, cand, rh = work[0], work[1], work[2], work[3]
     da_z, da_n, e, da_r = work[4], work[5], work[6], work[7]
     _gates(ar, theta, h_prev, v, z, r, cand, rh)
-    _backward(ar, theta, h_prev, d, d_prev, z, r, cand, da_z, da_n, e, da_r)
+    _backward(ar, theta, h_prev, d, d_prev, z, r, cand, da_z, da_n, e, da_r, work[8:])
     if not accumulate_grads:
         return
+    term = np.empty(i)
+    tmp = np.empty(max(n, i))
 
     # parameters and input, gate by gate: z, r, n
     for k in range(n):
-        for j in range(n):
-            accumulate(ar, GRADIENT, grad, k * n + j, mul(ar, da_z[k], h_prev[j]))
-            accumulate(ar, GRADIENT, grad, nn + k * n + j, mul(ar, da_r[k], h_prev[j]))
-            accumulate(ar, GRADIENT, grad, 2 * nn + k * n + j, mul(ar, da_n[k], rh[j]))
-        for j in range(i):
-            accumulate(ar, GRADIENT, grad, u0 + k * i + j, mul(ar, da_z[k], v[j]))
-            accumulate(
-                ar, GRADIENT, grad, u0 + n * i + k * i + j, mul(ar, da_r[k], v[j])
-            )
-            accumulate(
-                ar, GRADIENT, grad, u0 + 2 * n * i + k * i + j, mul(ar, da_n[k], v[j])
-            )
-            term = mul(ar, theta[u0 + k * i + j], da_z[k])
-            term = mac(ar, term, theta[u0 + n * i + k * i + j], da_r[k])
-            term = mac(ar, term, theta[u0 + 2 * n * i + k * i + j], da_n[k])
-            accumulate(ar, INSTANT_ERROR, dv, j, term)
+        for gate, a, x in (
+            (0, da_z[k], h_prev),
+            (1, da_r[k], h_prev),
+            (2, da_n[k], rh),
+        ):
+            row = gate * nn + k * n
+            vmac_to(ar, GRADIENT, grad[row : row + n], x, a, 1.0, tmp)
+        for gate, a in ((0, da_z[k]), (1, da_r[k]), (2, da_n[k])):
+            row = u0 + gate * n * i + k * i
+            vmac_to(ar, GRADIENT, grad[row : row + i], v, a, 1.0, tmp)
+        # dv += Uz^T da_z + Ur^T da_r + Un^T da_n, the three products summed
+        row = u0 + k * i
+        vmul(ar, term, theta[row : row + i], da_z[k], tmp)
+        row = u0 + n * i + k * i
+        vmac(ar, term, theta[row : row + i], da_r[k], 1.0, tmp)
+        row = u0 + 2 * n * i + k * i
+        vmac(ar, term, theta[row : row + i], da_n[k], 1.0, tmp)
+        vadd_to(ar, INSTANT_ERROR, dv, term, tmp)
         accumulate(ar, GRADIENT, grad, b0 + k, da_z[k])
         accumulate(ar, GRADIENT, grad, b0 + n + k, da_r[k])
         accumulate(ar, GRADIENT, grad, b0 + 2 * n + k, da_n[k])

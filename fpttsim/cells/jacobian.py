@@ -24,6 +24,7 @@ import numpy as np
 from fpttsim.numerics import kernel
 from fpttsim.numerics.arithmetic import accumulate, add, mac, mul, rnd
 from fpttsim.numerics.codes import ERROR, JACOBIAN, JACOBIAN_PRODUCT
+from fpttsim.numerics.vector import transposed, vmac, vmac_to, vround
 
 COMPLEX_DIAGONAL = 0
 REAL_DIAGONAL = 1
@@ -65,14 +66,16 @@ def prod_update(ar, kind, jac_prod, jac, work):
         n = int(np.sqrt(jac.shape[0]) + 0.5)
         # (P J^T)[i, j] = sum_k P[i, k] J[j, k], summed in order k; k outside
         # j ("axpy" order) lets the n sums' rounding chains overlap
+        jac_t = transposed(jac, 0, n, n)
+        tmp = np.empty(n)
         work[:] = 0.0
         for i in range(n):
+            row = work[i * n : (i + 1) * n]
             for k in range(n):
-                p_ik = jac_prod[i * n + k]
-                for j in range(n):
-                    work[i * n + j] = mac(ar, work[i * n + j], p_ik, jac[j * n + k])
-        for m in range(n * n):
-            jac_prod[m] = rnd(ar, JACOBIAN_PRODUCT, work[m])
+                vmac(ar, row, jac_t[k], jac_prod[i * n + k], 1.0, tmp)
+        jac_prod[:] = work
+        for i in range(n):
+            vround(ar, JACOBIAN_PRODUCT, jac_prod[i * n : (i + 1) * n], tmp)
 
 
 @kernel
@@ -103,12 +106,12 @@ def _apply(ar, kind, mat, x, out, quantity):
     else:
         # column by column: each sum keeps its order, the chains overlap
         n = x.shape[0]
+        mat_t = transposed(mat, 0, n, n)
+        tmp = np.empty(n)
         out[:] = 0.0
         for k in range(n):
-            for i in range(n):
-                out[i] = mac(ar, out[i], mat[i * n + k], x[k])
-        for i in range(n):
-            out[i] = rnd(ar, quantity, out[i])
+            vmac(ar, out, mat_t[k], x[k], 1.0, tmp)
+        vround(ar, quantity, out, tmp)
 
 
 @kernel
@@ -147,6 +150,7 @@ def solve_transpose(ar, kind, jac, x, out, lu):
 @kernel
 def _solve_dense_transpose(ar, jac, x, out, lu):
     n = x.shape[0]
+    tmp = np.empty(n)
     for i in range(n):
         for j in range(n):
             lu[i * n + j] = jac[j * n + i]
@@ -174,9 +178,9 @@ def _solve_dense_transpose(ar, jac, x, out, lu):
         for r in range(c + 1, n):
             factor = rnd(ar, JACOBIAN, lu[r * n + c] / pivot)
             if factor != 0.0:
-                for j in range(c + 1, n):
-                    term = -mul(ar, factor, lu[c * n + j])
-                    accumulate(ar, JACOBIAN, lu, r * n + j, term)
+                row = lu[r * n + c + 1 : (r + 1) * n]
+                pivot_row = lu[c * n + c + 1 : (c + 1) * n]
+                vmac_to(ar, JACOBIAN, row, pivot_row, factor, -1.0, tmp)
                 accumulate(ar, ERROR, out, r, -mul(ar, factor, out[c]))
 
     # back substitution

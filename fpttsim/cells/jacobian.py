@@ -168,12 +168,8 @@ def _solve_dense_transpose(ar, jac, x, out, lu):
             return False
         if p != c:
             for j in range(n):
-                tmp = lu[c * n + j]
-                lu[c * n + j] = lu[p * n + j]
-                lu[p * n + j] = tmp
-            tmp = out[c]
-            out[c] = out[p]
-            out[p] = tmp
+                lu[c * n + j], lu[p * n + j] = lu[p * n + j], lu[c * n + j]
+            out[c], out[p] = out[p], out[c]
         pivot = lu[c * n + c]
         for r in range(c + 1, n):
             factor = rnd(ar, JACOBIAN, lu[r * n + c] / pivot)

@@ -8,20 +8,21 @@ arithmetic over a vector at once, in two steps:
 1. a *fast pass* computes every lane with the common-case rounding of
    :func:`.arithmetic.rnd` (a normal float result rounded to nearest-even by
    bit operations, or an in-range fixed-point result), written without
-   branches so that the loop vectorises, and counts the lanes that left the
-   common case (an event, a zero from a nonzero value, a NaN);
-2. the lanes that left it (marked NaN in the scratch vector: the fast pass
-   never yields a NaN) are computed again by the scalar operations, from the
-   untouched inputs, so that every event is counted and every special case
-   rounded exactly as :mod:`.arithmetic` does.
+   branches so that the loop vectorises, and marks with NaN the lanes that
+   left the common case (an event, a zero from a nonzero value, a NaN): the
+   fast pass never yields a NaN itself;
+2. the lanes that hit it are stored; those that left it are computed again
+   by the scalar operations, from their untouched inputs, so that every
+   event is counted and every special case rounded exactly as
+   :mod:`.arithmetic` does.
 
 The results are therefore those of the scalar operations, bit for bit (a test
 checks it, events included); only the time differs. Formats whose rounding
 has no fast case (stochastic rounding, directed rounding of floats) always
 take the scalar path. The fast pass has one loop per family of formats
 (float, fixed point, or a mix) so that each loop stays short enough to
-vectorise. With ``ar`` None (float64 everywhere) the operations
-are plain loops.
+vectorise. With ``ar`` None (float64 everywhere) the operations are plain
+loops.
 
 Operations (``out`` is updated in place; ``tmp`` is scratch of at least
 ``out``'s length; ``sign`` is +1.0 or -1.0)::
@@ -142,11 +143,15 @@ def _lane(x, c):
 
 
 @_inline
-def _missed(tmp, n):
-    """Whether any of the first ``n`` lanes missed the common case."""
+def _store_hits(out, tmp, n):
+    """Store the lanes of ``tmp`` that hit the common case into ``out``; True
+    if any missed (those lanes of ``out`` keep their value).
+    """  # noqa: D205
     misses = 0
     for k in range(n):
-        misses += tmp[k] != tmp[k]
+        hit = tmp[k] == tmp[k]
+        out[k] = tmp[k] if hit else out[k]
+        misses += not hit
     return misses != 0
 
 
@@ -184,14 +189,10 @@ def vmac(ar, out, a, x, sign, tmp):
     else:
         for k in range(n):
             tmp[k] = _lane(out[k] + sign * _lane(a[k] * x, cp), cs)
-    if not _missed(tmp, n):
-        out[:n] = tmp[:n]
-        return
-    for k in range(n):
-        if tmp[k] == tmp[k]:
-            out[k] = tmp[k]
-        else:
-            out[k] = add(ar, out[k], sign * mul(ar, a[k], x))
+    if _store_hits(out, tmp, n):
+        for k in range(n):
+            if tmp[k] != tmp[k]:
+                out[k] = add(ar, out[k], sign * mul(ar, a[k], x))
 
 
 @kernel
@@ -222,14 +223,10 @@ def vmac_to(ar, q, out, a, x, sign, tmp):
     else:
         for k in range(n):
             tmp[k] = _lane(_lane(out[k] + sign * _lane(a[k] * x, cp), cs), cq)
-    if not _missed(tmp, n):
-        out[:n] = tmp[:n]
-        return
-    for k in range(n):
-        if tmp[k] == tmp[k]:
-            out[k] = tmp[k]
-        else:
-            out[k] = rnd(ar, q, add(ar, out[k], sign * mul(ar, a[k], x)))
+    if _store_hits(out, tmp, n):
+        for k in range(n):
+            if tmp[k] != tmp[k]:
+                out[k] = rnd(ar, q, add(ar, out[k], sign * mul(ar, a[k], x)))
 
 
 @kernel
@@ -251,11 +248,10 @@ def vround(ar, q, out, tmp):
     else:
         for k in range(n):
             tmp[k] = _lane(out[k], cq)
-    if not _missed(tmp, n):
-        out[:n] = tmp[:n]
-        return
-    for k in range(n):
-        out[k] = tmp[k] if tmp[k] == tmp[k] else rnd(ar, q, out[k])
+    if _store_hits(out, tmp, n):
+        for k in range(n):
+            if tmp[k] != tmp[k]:
+                out[k] = rnd(ar, q, out[k])
 
 
 @kernel
@@ -279,11 +275,10 @@ def vmul(ar, out, a, x, tmp):
     else:
         for k in range(n):
             tmp[k] = _lane(a[k] * x, cp)
-    if not _missed(tmp, n):
-        out[:n] = tmp[:n]
-        return
-    for k in range(n):
-        out[k] = tmp[k] if tmp[k] == tmp[k] else mul(ar, a[k], x)
+    if _store_hits(out, tmp, n):
+        for k in range(n):
+            if tmp[k] != tmp[k]:
+                out[k] = mul(ar, a[k], x)
 
 
 @kernel
@@ -311,11 +306,7 @@ def vadd_to(ar, q, out, b, tmp):
     else:
         for k in range(n):
             tmp[k] = _lane(_lane(out[k] + b[k], cs), cq)
-    if not _missed(tmp, n):
-        out[:n] = tmp[:n]
-        return
-    for k in range(n):
-        if tmp[k] == tmp[k]:
-            out[k] = tmp[k]
-        else:
-            out[k] = rnd(ar, q, add(ar, out[k], b[k]))
+    if _store_hits(out, tmp, n):
+        for k in range(n):
+            if tmp[k] != tmp[k]:
+                out[k] = rnd(ar, q, add(ar, out[k], b[k]))

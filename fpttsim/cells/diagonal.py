@@ -31,7 +31,7 @@ from fpttsim.numerics.codes import (
     STATE,
     WEIGHTS,
 )
-from fpttsim.numerics.vector import transposed, vmac, vmac_to
+from fpttsim.numerics.vector import columns, vmac, vmac_to
 
 # Parameters in the learner's coordinates: updated by training, but not what a
 # device holds. It holds lam (in the Jacobian's format) and gamma (in the
@@ -74,7 +74,7 @@ def _input_drive(ar, theta, n, v, w):
     """
     i = v.shape[0]
     base = 2 * n
-    b_t = transposed(theta, base, n, i)
+    b_t = columns(theta, base, n, i)
     tmp = np.empty(n)
     w[:] = 0.0
     for j in range(i):

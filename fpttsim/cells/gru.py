@@ -37,7 +37,14 @@ from fpttsim.numerics.codes import (
     JACOBIAN,
     STATE,
 )
-from fpttsim.numerics.vector import transposed, vadd_to, vmac, vmac_to, vmul, vround
+from fpttsim.numerics.vector import (
+    columns,
+    vadd_to,
+    vmac,
+    vmac_to,
+    vmul,
+    vround,
+)
 
 # Every parameter is held by the device as it is.
 LEARNER_COORDINATES = ()
@@ -104,13 +111,13 @@ def _gates(ar, theta, h_prev, v, z, r, cand, rh):
         r[k] = theta[b0 + n + k]
         cand[k] = theta[b0 + 2 * n + k]
     tmp = np.empty(n)
-    wz_t = transposed(theta, 0, n, n)
-    wr_t = transposed(theta, nn, n, n)
+    wz_t = columns(theta, 0, n, n)
+    wr_t = columns(theta, nn, n, n)
     for j in range(n):
         vmac(ar, z, wz_t[j], h_prev[j], 1.0, tmp)
         vmac(ar, r, wr_t[j], h_prev[j], 1.0, tmp)
-    uz_t = transposed(theta, u0, n, i)
-    ur_t = transposed(theta, u0 + n * i, n, i)
+    uz_t = columns(theta, u0, n, i)
+    ur_t = columns(theta, u0 + n * i, n, i)
     for j in range(i):
         vmac(ar, z, uz_t[j], v[j], 1.0, tmp)
         vmac(ar, r, ur_t[j], v[j], 1.0, tmp)
@@ -119,10 +126,10 @@ def _gates(ar, theta, h_prev, v, z, r, cand, rh):
         r[k] = rnd(ar, ACTIVATION, _sigmoid(r[k]))
         rh[k] = mul(ar, r[k], h_prev[k])
 
-    wn_t = transposed(theta, 2 * nn, n, n)
+    wn_t = columns(theta, 2 * nn, n, n)
     for j in range(n):
         vmac(ar, cand, wn_t[j], rh[j], 1.0, tmp)
-    un_t = transposed(theta, u0 + 2 * n * i, n, i)
+    un_t = columns(theta, u0 + 2 * n * i, n, i)
     for j in range(i):
         vmac(ar, cand, un_t[j], v[j], 1.0, tmp)
     for k in range(n):

@@ -24,7 +24,7 @@ import numpy as np
 from fpttsim.numerics import kernel
 from fpttsim.numerics.arithmetic import accumulate, add, mac, mul, rnd
 from fpttsim.numerics.codes import ERROR, JACOBIAN, JACOBIAN_PRODUCT
-from fpttsim.numerics.vector import transposed, vmac, vmac_to, vround
+from fpttsim.numerics.vector import columns, vmac, vmac_to, vround
 
 COMPLEX_DIAGONAL = 0
 REAL_DIAGONAL = 1
@@ -66,7 +66,7 @@ def prod_update(ar, kind, jac_prod, jac, work):
         n = int(np.sqrt(jac.shape[0]) + 0.5)
         # (P J^T)[i, j] = sum_k P[i, k] J[j, k], summed in order k; k outside
         # j ("axpy" order) lets the n sums' rounding chains overlap
-        jac_t = transposed(jac, 0, n, n)
+        jac_t = columns(jac, 0, n, n)
         tmp = np.empty(n)
         work[:] = 0.0
         for i in range(n):
@@ -106,7 +106,7 @@ def _apply(ar, kind, mat, x, out, quantity):
     else:
         # column by column: each sum keeps its order, the chains overlap
         n = x.shape[0]
-        mat_t = transposed(mat, 0, n, n)
+        mat_t = columns(mat, 0, n, n)
         tmp = np.empty(n)
         out[:] = 0.0
         for k in range(n):

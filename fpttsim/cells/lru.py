@@ -43,7 +43,7 @@ from fpttsim.numerics.codes import (
     STATE,
     WEIGHTS,
 )
-from fpttsim.numerics.vector import transposed, vadd_to, vmac, vmac_to, vmul
+from fpttsim.numerics.vector import columns, vadd_to, vmac, vmac_to, vmul
 
 # Parameters in the learner's coordinates: updated by training, but not what a
 # device holds. It holds lam (in the Jacobian's format) and gamma (in the
@@ -103,13 +103,13 @@ def _eigenvalue(ar, theta, n, k):
 def _input_drive(ar, theta, n, v, w):
     """``w = [Re B v, Im B v]``, each summed in input order.
 
-    Column by column ("axpy" order, over ``B`` transposed): every sum keeps
+    Column by column ("axpy" order, over the columns of ``B``): every sum keeps
     its order, and the units' chains of rounded additions run side by side
     in vector lanes instead of waiting on one another.
     """
     i = v.shape[0]
     base = 3 * n
-    b_t = transposed(theta, base, 2 * n, i)
+    b_t = columns(theta, base, 2 * n, i)
     tmp = np.empty(2 * n)
     w[:] = 0.0
     for j in range(i):

@@ -22,7 +22,7 @@ from fpttsim.cells._init import orthogonal_with_spectrum
 from fpttsim.numerics import kernel
 from fpttsim.numerics.arithmetic import accumulate, mul, rnd
 from fpttsim.numerics.codes import ERROR, GRADIENT, INSTANT_ERROR, STATE
-from fpttsim.numerics.vector import transposed, vmac, vmac_to
+from fpttsim.numerics.vector import columns, vmac, vmac_to
 
 # Every parameter is held by the device as it is.
 LEARNER_COORDINATES = ()
@@ -72,8 +72,8 @@ def step(ar, theta, h_prev, v, h):
     u0 = n * n
     for k in range(n):
         h[k] = theta[u0 + n * i + k]
-    w_t = transposed(theta, 0, n, n)
-    u_t = transposed(theta, u0, n, i)
+    w_t = columns(theta, 0, n, n)
+    u_t = columns(theta, u0, n, i)
     tmp = np.empty(n)
     for j in range(n):
         vmac(ar, h, w_t[j], h_prev[j], 1.0, tmp)

@@ -25,7 +25,7 @@ import numpy as np
 from fpttsim.numerics import kernel
 from fpttsim.numerics.arithmetic import accumulate, add, mac, mul, rnd
 from fpttsim.numerics.codes import ACTIVATION, GRADIENT, INSTANT_ERROR
-from fpttsim.numerics.vector import transposed, vmac, vmac_to, vround
+from fpttsim.numerics.vector import columns, vmac, vmac_to, vround
 
 LAYER_NORM_EPS = 1e-5
 
@@ -69,14 +69,14 @@ def _matvec(ar, w_t, x, bias, out, tmp):
 
 
 @kernel
-def _weights_t(theta, s, i, h, f):
-    """The block's weight matrices transposed, for column-by-column sums."""
+def _weight_columns(theta, s, i, h, f):
+    """The columns of the block's weight matrices, for column-by-column sums."""
     c0, d0, w1, b1, w2, b2 = _offsets(s, i, h, f)
     return (
-        transposed(theta, c0, h, s),
-        transposed(theta, d0, h, i),
-        transposed(theta, w1, f, h),
-        transposed(theta, w2, h, f),
+        columns(theta, c0, h, s),
+        columns(theta, d0, h, i),
+        columns(theta, w1, f, h),
+        columns(theta, w2, h, f),
     )
 
 
@@ -114,7 +114,7 @@ def _mean(ar, x):
 def _forward_step(ar, theta, w_t, u, h_t, width, hidden_ff, y, m, a1, q, o, tmp):
     """One step of the block; fills the intermediates the backward pass reuses.
 
-    ``w_t`` holds the transposed weights (:func:`_weights_t`). Returns the
+    ``w_t`` holds the weights' columns (:func:`_weight_columns`). Returns the
     normalisation's ``1 / sqrt(var + eps)``.
     """
     s = h_t.shape[0]
@@ -154,7 +154,7 @@ def _forward_step(ar, theta, w_t, u, h_t, width, hidden_ff, y, m, a1, q, o, tmp)
 def forward(ar, theta, u, h, hidden_ff, o):
     """Block outputs ``o[t-1]`` for ``t = 1..T`` from ``u[t-1]`` and ``h[t]``."""
     width = o.shape[1]
-    w_t = _weights_t(theta, h.shape[1], u.shape[1], width, hidden_ff)
+    w_t = _weight_columns(theta, h.shape[1], u.shape[1], width, hidden_ff)
     y = np.empty(width)
     m = np.empty(width)
     a1 = np.empty(hidden_ff)
@@ -180,7 +180,7 @@ def backward(ar, theta, u, h, e, hidden_ff, grad, g, du):
     s = h.shape[1]
     i = u.shape[1]
     c0, d0, w1, b1, w2, b2 = _offsets(s, i, width, hidden_ff)
-    w_t = _weights_t(theta, s, i, width, hidden_ff)
+    w_t = _weight_columns(theta, s, i, width, hidden_ff)
     y = np.empty(width)
     m = np.empty(width)
     a1 = np.empty(hidden_ff)

@@ -25,7 +25,7 @@ import numpy as np
 from fpttsim.numerics import kernel
 from fpttsim.numerics.arithmetic import accumulate, mul, rnd
 from fpttsim.numerics.codes import ACTIVATION, GRADIENT, INSTANT_ERROR
-from fpttsim.numerics.vector import transposed, vmac, vmac_to, vround
+from fpttsim.numerics.vector import columns, vmac, vmac_to, vround
 
 
 def parameter_shapes(h: int, o: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -46,7 +46,7 @@ def _logits(ar, theta, o_t, z):
         z[r] = theta[n_out * width + r]
     # column by column: each logit sums in column order, and the logits'
     # chains of rounded additions run side by side in vector lanes
-    w_t = transposed(theta, 0, n_out, width)
+    w_t = columns(theta, 0, n_out, width)
     tmp = np.empty(n_out)
     for c in range(width):
         vmac(ar, z, w_t[c], o_t[c], 1.0, tmp)

@@ -143,6 +143,15 @@ def test_special_values_are_counted_as_events():
     assert events["overflow_to_inf"] >= 1
 
 
+def test_fast_path_counts_flushes_and_subnormal_results():
+    # fp16's smallest normal is 2^-14: products of 1e-3 x 1e-3 are subnormal,
+    # 1e-9 x 1e-3 flushes to zero; the scalar path must agree (test above)
+    arith = Arithmetic.from_profile(load_profile("fp16-edge-npu"))
+    a = np.array([1e-3, 2e-3, 3e-3, 1e-9] * 4)
+    vmul(arith.ar, np.empty(16), a, 1e-3, np.empty(16))
+    assert arith.events()["product"] == {"flushed_to_zero": 4, "subnormal": 12}
+
+
 def test_float64_everywhere_is_plain_arithmetic():
     rng = np.random.default_rng(2)
     out, a = rng.normal(size=9), rng.normal(size=9)

@@ -54,12 +54,7 @@ _A = _FAST + 1  # float: dropped bits | fixed: 2^F
 _B = _FAST + 2  # float: (1 << (dropped - 1)) - 1 | fixed: 2^-F
 _C = _FAST + 3  # float: bits of the smallest normal | fixed: 2^(W-1)
 _D = _FAST + 4  # float: bits of the largest value that rounds to a finite one
-# Used by the vector operations (.vector), which also round tiny floats fast:
-_E = _FAST + 5  # float: 2^(M - emin), scaling a tiny value to a count of the
-#                 smallest subnormal; 0 where that case is not fast
-_F = _FAST + 6  # float: 2^(emin - M), the smallest subnormal
-_G = _FAST + 7  # float: the smallest normal value; 0 otherwise (no subnormals)
-N_COLUMNS = _FAST + 8
+N_COLUMNS = _FAST + 5
 
 _EXACT_MODE = 0  # nothing to do
 _NEAREST_FLOAT = 1  # nearest-even on the float64 bits
@@ -136,13 +131,6 @@ def _fast_columns(row: np.ndarray) -> np.ndarray:
         # at the tie it rounds up (largest has an odd significand)
         largest = int(np.float64(row[codes.MAX_FINITE]).view(np.int64))
         out[4] = bits(largest + (1 << (dropped - 1)) - 1)
-        emin = int(row[codes.EMIN])
-        frac = int(row[codes.FRACTION_BITS])
-        # the scaling must stay a normal float64 both ways
-        if row[codes.SUBNORMALS] and frac - emin < 1000:
-            out[5] = 2.0 ** (frac - emin)
-            out[6] = 2.0 ** (emin - frac)
-        out[7] = 2.0**emin
     elif kind == codes.FIXED and rounding != codes.STOCHASTIC:
         out[0] = {
             codes.NEAREST_EVEN: _FIXED_NEAREST,

@@ -69,7 +69,7 @@ def _matvec(ar, w_t, x, bias, out, tmp):
 
 
 @kernel
-def _weight_columns(theta, s, i, h, f):
+def weight_columns(theta, s, i, h, f):
     """The columns of the block's weight matrices, for column-by-column sums."""
     c0, d0, w1, b1, w2, b2 = _offsets(s, i, h, f)
     return (
@@ -111,10 +111,10 @@ def _mean(ar, x):
 
 
 @kernel
-def _forward_step(ar, theta, w_t, u, h_t, width, hidden_ff, y, m, a1, q, o, tmp):
+def forward_step(ar, theta, w_t, u, h_t, width, hidden_ff, y, m, a1, q, o, tmp):
     """One step of the block; fills the intermediates the backward pass reuses.
 
-    ``w_t`` holds the weights' columns (:func:`_weight_columns`). Returns the
+    ``w_t`` holds the weights' columns (:func:`weight_columns`). Returns the
     normalisation's ``1 / sqrt(var + eps)``.
     """
     s = h_t.shape[0]
@@ -154,16 +154,33 @@ def _forward_step(ar, theta, w_t, u, h_t, width, hidden_ff, y, m, a1, q, o, tmp)
 def forward(ar, theta, u, h, hidden_ff, o):
     """Block outputs ``o[t-1]`` for ``t = 1..T`` from ``u[t-1]`` and ``h[t]``."""
     width = o.shape[1]
-    w_t = _weight_columns(theta, h.shape[1], u.shape[1], width, hidden_ff)
+    w_t = weight_columns(theta, h.shape[1], u.shape[1], width, hidden_ff)
     y = np.empty(width)
     m = np.empty(width)
     a1 = np.empty(hidden_ff)
     q = np.empty(hidden_ff)
     tmp = np.empty(max(width, hidden_ff))
     for t in range(u.shape[0]):
-        _forward_step(
+        forward_step(
             ar, theta, w_t, u[t], h[t + 1], width, hidden_ff, y, m, a1, q, o[t], tmp
         )
+
+
+@kernel
+def backward_scratch(s, i, width, hidden_ff):
+    """Scratch vectors of :func:`backward_step`, for a block of these sizes."""
+    return (
+        np.empty(width),  # y
+        np.empty(width),  # m
+        np.empty(hidden_ff),  # a1
+        np.empty(hidden_ff),  # q
+        np.empty(width),  # o
+        np.empty(hidden_ff),  # da1
+        np.empty(width),  # dm
+        np.empty(width),  # dmm
+        np.empty(width),  # dy
+        np.empty(max(width, hidden_ff, s, i)),  # tmp
+    )
 
 
 @kernel
@@ -172,74 +189,90 @@ def backward(ar, theta, u, h, e, hidden_ff, grad, g, du):
 
     Fills ``g[t] = (dy_t/dh_t)^T dL/dy_t = C^T dL/dy_t`` (``g[0]`` untouched),
     ``du[t-1] = D^T dL/dy_t`` plus ``e[t-1]`` through the residual, and adds
-    the block's parameter gradients to ``grad``. Layer normalisation::
-
-        dL/dy = inv_std (dL/dm - mean(dL/dm) - m mean(dL/dm * m))
+    the block's parameter gradients to ``grad``: :func:`backward_step` at
+    every step.
     """
     width = e.shape[1]
     s = h.shape[1]
     i = u.shape[1]
-    c0, d0, w1, b1, w2, b2 = _offsets(s, i, width, hidden_ff)
-    w_t = _weight_columns(theta, s, i, width, hidden_ff)
-    y = np.empty(width)
-    m = np.empty(width)
-    a1 = np.empty(hidden_ff)
-    q = np.empty(hidden_ff)
-    o = np.empty(width)
-    da1 = np.empty(hidden_ff)
-    dm = np.empty(width)
-    dmm = np.empty(width)
-    dy = np.empty(width)
-    tmp = np.empty(max(width, hidden_ff, s, i))
+    w_t = weight_columns(theta, s, i, width, hidden_ff)
+    scratch = backward_scratch(s, i, width, hidden_ff)
     for t in range(u.shape[0]):
-        inv_std = _forward_step(
-            ar, theta, w_t, u[t], h[t + 1], width, hidden_ff, y, m, a1, q, o, tmp
+        backward_step(
+            ar,
+            theta,
+            w_t,
+            u[t],
+            h[t + 1],
+            e[t],
+            hidden_ff,
+            grad,
+            g[t + 1],
+            du[t],
+            scratch,
         )
-        et = e[t]
 
-        # second linear layer and activation
-        for r in range(width):
-            accumulate(ar, GRADIENT, grad, b2 + r, et[r])
-            row = grad[w2 + r * hidden_ff : w2 + (r + 1) * hidden_ff]
-            vmac_to(ar, GRADIENT, row, q, et[r], 1.0, tmp)
-        da1[:] = 0.0
-        for r in range(width):
-            row = theta[w2 + r * hidden_ff : w2 + (r + 1) * hidden_ff]
-            vmac(ar, da1, row, et[r], 1.0, tmp)
-        for c in range(hidden_ff):
-            da1[c] = rnd(ar, INSTANT_ERROR, mul(ar, da1[c], _gelu_slope(a1[c])))
 
-        # first linear layer
-        for r in range(hidden_ff):
-            accumulate(ar, GRADIENT, grad, b1 + r, da1[r])
-            row = grad[w1 + r * width : w1 + (r + 1) * width]
-            vmac_to(ar, GRADIENT, row, m, da1[r], 1.0, tmp)
-        dm[:] = 0.0
-        for r in range(hidden_ff):
-            vmac(ar, dm, theta[w1 + r * width : w1 + (r + 1) * width], da1[r], 1.0, tmp)
-        vround(ar, INSTANT_ERROR, dm, tmp)
+@kernel
+def backward_step(ar, theta, w_t, u_t, h_t, et, hidden_ff, grad, g_t, du_t, scratch):
+    r"""One step of :func:`backward`: ``g_t``, ``du_t`` and the gradients.
 
-        # layer normalisation
-        mean_dm = _mean(ar, dm)
-        for r in range(width):
-            dmm[r] = mul(ar, dm[r], m[r])
-        mean_dm_m = _mean(ar, dmm)
-        for r in range(width):
-            centred = add(ar, add(ar, dm[r], -mean_dm), -mul(ar, m[r], mean_dm_m))
-            dy[r] = rnd(ar, INSTANT_ERROR, mul(ar, inv_std, centred))
+    ``w_t`` holds the weights' columns (:func:`weight_columns`), ``scratch``
+    comes from :func:`backward_scratch`. The forward step is recomputed for
+    its intermediates. Layer normalisation::
 
-        # cell output y = C h + D u, and the residual
-        g[t + 1] = 0.0
-        if i == width:
-            du[t] = et
-        else:
-            du[t] = 0.0
-        for r in range(width):
-            c_row = c0 + r * s
-            vmac_to(ar, GRADIENT, grad[c_row : c_row + s], h[t + 1], dy[r], 1.0, tmp)
-            vmac_to(
-                ar, INSTANT_ERROR, g[t + 1], theta[c_row : c_row + s], dy[r], 1.0, tmp
-            )
-            d_row = d0 + r * i
-            vmac_to(ar, GRADIENT, grad[d_row : d_row + i], u[t], dy[r], 1.0, tmp)
-            vmac_to(ar, INSTANT_ERROR, du[t], theta[d_row : d_row + i], dy[r], 1.0, tmp)
+        dL/dy = inv_std (dL/dm - mean(dL/dm) - m mean(dL/dm * m))
+    """
+    width = et.shape[0]
+    s = h_t.shape[0]
+    i = u_t.shape[0]
+    c0, d0, w1, b1, w2, b2 = _offsets(s, i, width, hidden_ff)
+    y, m, a1, q, o, da1, dm, dmm, dy, tmp = scratch
+    inv_std = forward_step(
+        ar, theta, w_t, u_t, h_t, width, hidden_ff, y, m, a1, q, o, tmp
+    )
+
+    # second linear layer and activation
+    for r in range(width):
+        accumulate(ar, GRADIENT, grad, b2 + r, et[r])
+        row = grad[w2 + r * hidden_ff : w2 + (r + 1) * hidden_ff]
+        vmac_to(ar, GRADIENT, row, q, et[r], 1.0, tmp)
+    da1[:] = 0.0
+    for r in range(width):
+        row = theta[w2 + r * hidden_ff : w2 + (r + 1) * hidden_ff]
+        vmac(ar, da1, row, et[r], 1.0, tmp)
+    for c in range(hidden_ff):
+        da1[c] = rnd(ar, INSTANT_ERROR, mul(ar, da1[c], _gelu_slope(a1[c])))
+
+    # first linear layer
+    for r in range(hidden_ff):
+        accumulate(ar, GRADIENT, grad, b1 + r, da1[r])
+        row = grad[w1 + r * width : w1 + (r + 1) * width]
+        vmac_to(ar, GRADIENT, row, m, da1[r], 1.0, tmp)
+    dm[:] = 0.0
+    for r in range(hidden_ff):
+        vmac(ar, dm, theta[w1 + r * width : w1 + (r + 1) * width], da1[r], 1.0, tmp)
+    vround(ar, INSTANT_ERROR, dm, tmp)
+
+    # layer normalisation
+    mean_dm = _mean(ar, dm)
+    for r in range(width):
+        dmm[r] = mul(ar, dm[r], m[r])
+    mean_dm_m = _mean(ar, dmm)
+    for r in range(width):
+        centred = add(ar, add(ar, dm[r], -mean_dm), -mul(ar, m[r], mean_dm_m))
+        dy[r] = rnd(ar, INSTANT_ERROR, mul(ar, inv_std, centred))
+
+    # cell output y = C h + D u, and the residual
+    g_t[:] = 0.0
+    if i == width:
+        du_t[:] = et
+    else:
+        du_t[:] = 0.0
+    for r in range(width):
+        c_row = c0 + r * s
+        vmac_to(ar, GRADIENT, grad[c_row : c_row + s], h_t, dy[r], 1.0, tmp)
+        vmac_to(ar, INSTANT_ERROR, g_t, theta[c_row : c_row + s], dy[r], 1.0, tmp)
+        d_row = d0 + r * i
+        vmac_to(ar, GRADIENT, grad[d_row : d_row + i], u_t, dy[r], 1.0, tmp)
+        vmac_to(ar, INSTANT_ERROR, du_t, theta[d_row : d_row + i], dy[r], 1.0, tmp)

@@ -69,6 +69,41 @@ def _backward_step(ar, theta, o_t, dz, scale, grad, e_t):
 
 
 @kernel
+def cross_entropy_step(ar, theta, o_t, label, scale, grad, e_t, z, dz):
+    """One masked step of :func:`cross_entropy`, weighted by ``scale``.
+
+    Sets ``e_t = scale dl_t/do_t``, adds ``scale dl_t/dtheta`` to ``grad``;
+    returns ``(l_t, 1 if the largest logit is the label else 0)``. ``z`` and
+    ``dz`` are scratch of the number of classes.
+    """
+    _logits(ar, theta, o_t, z)
+    top = np.max(z)
+    lse = top + math.log(np.sum(np.exp(z - top)))
+    hit = 1 if np.argmax(z) == label else 0
+    for r in range(z.shape[0]):
+        dz[r] = rnd(ar, ACTIVATION, math.exp(z[r] - lse))
+    dz[label] -= 1.0
+    _backward_step(ar, theta, o_t, dz, scale, grad, e_t)
+    return lse - z[label], hit
+
+
+@kernel
+def squared_error_step(ar, theta, o_t, target, scale, grad, e_t, z, dz):
+    """One masked step of :func:`mean_squared_error`, weighted by ``scale``.
+
+    Returns ``l_t = mean_o (z_t - y_t)^2``; sets ``e_t`` and adds to
+    ``grad`` as :func:`cross_entropy_step` does, with ``scale`` the factor of
+    ``dl_t/dz_t = 2 (z_t - y_t) / O`` already holding the ``2 / O``.
+    """
+    n_out = target.shape[0]
+    _logits(ar, theta, o_t, z)
+    dz[:] = z - target
+    loss = np.sum(dz * dz) / n_out
+    _backward_step(ar, theta, o_t, dz, scale, grad, e_t)
+    return loss
+
+
+@kernel
 def cross_entropy(ar, theta, o, labels, mask, n_out, grad, e):
     """Loss, errors ``e[t] = dL/do_t``, and ``(loss, correct, counted)``.
 
@@ -83,16 +118,11 @@ def cross_entropy(ar, theta, o, labels, mask, n_out, grad, e):
         if mask[t] == 0.0:
             e[t] = 0.0
             continue
-        _logits(ar, theta, o[t], z)
-        top = np.max(z)
-        lse = top + math.log(np.sum(np.exp(z - top)))
-        loss += mask[t] * (lse - z[labels[t]])
-        if np.argmax(z) == labels[t]:
-            correct += 1
-        for r in range(n_out):
-            dz[r] = rnd(ar, ACTIVATION, math.exp(z[r] - lse))
-        dz[labels[t]] -= 1.0
-        _backward_step(ar, theta, o[t], dz, mask[t] / total, grad, e[t])
+        l_t, hit = cross_entropy_step(
+            ar, theta, o[t], labels[t], mask[t] / total, grad, e[t], z, dz
+        )
+        loss += mask[t] * l_t
+        correct += hit
     return loss / total, correct, int(total)
 
 
@@ -108,8 +138,8 @@ def mean_squared_error(ar, theta, o, targets, mask, grad, e):
         if mask[t] == 0.0:
             e[t] = 0.0
             continue
-        _logits(ar, theta, o[t], z)
-        dz[:] = z - targets[t]
-        loss += mask[t] * np.sum(dz * dz) / n_out
-        _backward_step(ar, theta, o[t], dz, 2.0 * mask[t] / (total * n_out), grad, e[t])
+        scale = 2.0 * mask[t] / (total * n_out)
+        loss += mask[t] * squared_error_step(
+            ar, theta, o[t], targets[t], scale, grad, e[t], z, dz
+        )
     return loss / total, 0, int(total)

@@ -6,6 +6,7 @@ from fpttsim.learn.engine import (
     WindowGradient,
     check_algorithm,
     layer_modes,
+    stream_gradient,
     window_gradient,
     window_loss,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "WindowGradient",
     "check_algorithm",
     "layer_modes",
+    "stream_gradient",
     "window_gradient",
     "window_loss",
 ]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fpttsim.errors import ConfigError, NumericalError
-from fpttsim.learn import _kernels
+from fpttsim.learn import _kernels, _stream
 from fpttsim.network import Network, block, readout
 from fpttsim.numerics import codes
 from fpttsim.numerics.arithmetic import Arithmetic
@@ -272,14 +272,19 @@ def _credit(ar, spec, mode, theta_cell, u, h, g, grad, du, layer) -> LayerDiagno
         ar, spec.code, theta_cell, u, g, delta0, grad, du, residual
     )
     _raise_if_singular(status, layer, spec, "error")
+    return _fptt_diagnostics(residual, g[-1], (delta_peak, warmup_peak), jac_prod)
+
+
+def _fptt_diagnostics(residual, g_end, peaks, jac_prod) -> LayerDiagnostics:
+    """An FPTT layer's diagnostics from its end residual, ``g_T`` and ``P``."""
     r = float(np.linalg.norm(residual))
-    g_end = float(np.linalg.norm(g[-1]))
+    g_norm = float(np.linalg.norm(g_end))
     return LayerDiagnostics(
-        mode,
+        "fptt",
         residual=r,
-        residual_relative=r / g_end if g_end > 0 else r,
-        delta_peak=float(delta_peak),
-        warmup_peak=float(warmup_peak),
+        residual_relative=r / g_norm if g_norm > 0 else r,
+        delta_peak=float(peaks[0]),
+        warmup_peak=float(peaks[1]),
         jac_prod_norm=float(np.linalg.norm(jac_prod)),
     )
 
@@ -297,3 +302,96 @@ def _raise_if_singular(status: int, layer: int, spec, phase: str) -> None:
         f"propagated forward ({hint}); use bptt, or keep the dynamics away "
         "from saturation"
     )
+
+
+def _offsets(slices: list[slice]) -> np.ndarray:
+    return np.array([[s.start, s.stop] for s in slices], dtype=np.int64)
+
+
+def stream_gradient(
+    net: Network,
+    theta: np.ndarray,
+    window,
+    algorithm: str,
+    passes: int | None = None,
+    arithmetic: Arithmetic | None = None,
+) -> WindowGradient:
+    """Loss and gradient of one window on the device's step-by-step schedule.
+
+    The same gradient as :func:`window_gradient` (to the bit under any
+    deterministic rounding), computed as a device does: ``L + 1`` passes over
+    the window, each layer holding one state, with memory independent of the
+    window's length (see :mod:`fpttsim.learn._stream`). Recomputing an upper
+    layer's error pass in a later pass repeats its operations, and their
+    numerical events are counted again, as the device meets them again.
+
+    Parameters
+    ----------
+    net, theta, window, passes, arithmetic
+        As for :func:`window_gradient`.
+    algorithm
+        ``"fptt"`` or ``"spatial"``: the algorithms whose memory does not
+        grow with ``T``.
+
+    Raises
+    ------
+    NumericalError
+        When FPTT meets a singular recurrent Jacobian.
+    """
+    modes = layer_modes(net, algorithm, passes)
+    if algorithm not in ("fptt", "spatial"):
+        raise ConfigError(
+            f"the step-by-step schedule runs fptt and spatial, got {algorithm!r}; "
+            "bptt and rtrl run layer by layer (window_gradient)",
+            key="learning.algorithm",
+        )
+    arith = arithmetic or reference_arithmetic()
+    arith.begin_window()
+    theta = np.ascontiguousarray(theta, dtype=np.float64)
+    inputs = np.ascontiguousarray(arith.round(codes.INPUT, window.inputs))
+    classify = net.loss == "ce"
+    if classify:
+        labels = np.ascontiguousarray(window.targets, dtype=np.int64)
+        targets = np.zeros((1, 1))
+    else:
+        labels = np.zeros(1, dtype=np.int64)
+        targets = np.ascontiguousarray(window.targets, dtype=np.float64)
+    grad = np.zeros(net.size)
+    code = np.array([_stream.FPTT if m == "fptt" else _stream.SPATIAL for m in modes])
+    spec = net.cells[0]
+    jac_prod = np.zeros((net.layers, spec.jacobian_size))
+    residual = np.zeros((net.layers, spec.state_size))
+    g_end = np.zeros((net.layers, spec.state_size))
+    peaks = np.zeros((net.layers, 2))
+    status, layer, warming, loss, correct, counted = _stream.window(
+        arith.ar,
+        spec.code,
+        spec.state_size,
+        code,
+        theta,
+        _offsets(net.cell_slices),
+        _offsets(net.block_slices),
+        _offsets([net.readout_slice])[0],
+        net.width,
+        net.mlp_hidden,
+        inputs,
+        labels,
+        targets,
+        np.ascontiguousarray(window.mask, dtype=np.float64),
+        classify,
+        grad,
+        jac_prod,
+        residual,
+        g_end,
+        peaks,
+    )
+    if status:
+        phase = "warm-up" if warming else "error"
+        _raise_if_singular(status, layer, net.cells[layer], phase)
+    layers = [
+        _fptt_diagnostics(residual[k], g_end[k], peaks[k], jac_prod[k])
+        if mode == "fptt"
+        else LayerDiagnostics(mode)
+        for k, mode in enumerate(modes)
+    ]
+    return WindowGradient(float(loss), grad, int(correct), int(counted), layers)

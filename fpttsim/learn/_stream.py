@@ -1,0 +1,290 @@
+r"""The device's schedule: FPTT's ``L + 1`` passes, one step at a time.
+
+:mod:`fpttsim.learn._kernels` runs one layer over the whole window at a time,
+which keeps every layer's states for the window. A device cannot: it holds
+one state per layer and reads the window again from the replay buffer in
+every pass (../docs/architecture.md, "Layer by layer over the window").
+:func:`window` is that device. Pass ``p`` runs every layer forward at each
+step, then from the top down::
+
+    readout error e_t                         (loss counted in pass 1)
+    layer l, FPTT, warm-up pass (p = w_l):    block backward -> g_t;
+        d' <- J^{-T} (d' - g_{t-1}), P <- P J^T; nothing below gets errors
+    layer l, FPTT, later passes (p > w_l):    block backward -> g_t;
+        d <- J^{-T} (d - g_{t-1}) = delta_t; errors on the input go down
+    layer l, spatial (last pass only):        block backward -> g_t = delta_t
+
+with ``w_l`` counting the FPTT layers from the top (the top one warms up in
+pass 1). A warm-up pass ends with ``delta_0 = P (g_T - d')``, kept for the
+layer's error passes. Gradients are added once: the readout's in pass 1,
+block ``l``'s in its warm-up pass (its output errors are exact from then
+on), cell ``l``'s in its first error pass; the passes after that recompute
+the same numbers to send errors down, and what they would add to the
+gradient goes to a scratch vector instead.
+
+Every operation sees the numbers the layer-by-layer kernels give it, in the
+same order, so the gradient is the same to the bit under any deterministic
+rounding (stochastic rounding draws in another order). Memory is what the
+device holds: a few vectors per layer and ``P``, whatever ``T``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fpttsim.cells import dispatch, jacobian
+from fpttsim.learn import _kernels
+from fpttsim.network import block, readout
+from fpttsim.numerics import kernel
+
+SPATIAL = 0
+FPTT = 1
+
+# columns of ``peaks``, one row per layer
+DELTA_PEAK, WARMUP_PEAK = range(2)
+
+
+@kernel
+def _norm(x):
+    return np.sqrt(np.sum(x * x))
+
+
+@kernel
+def _warm_up_passes(modes):
+    """``w_l`` of each layer (0 for spatial ones) and the number of passes."""
+    n_layers = modes.shape[0]
+    warm = np.zeros(n_layers, np.int64)
+    n_fptt = 0
+    for layer in range(n_layers - 1, -1, -1):
+        if modes[layer] == FPTT:
+            n_fptt += 1
+            warm[layer] = n_fptt
+    return warm, n_fptt + 1
+
+
+@kernel
+def window(
+    ar,
+    cell,
+    size,
+    modes,
+    theta,
+    cell_at,
+    block_at,
+    readout_at,
+    width,
+    hidden_ff,
+    inputs,
+    labels,
+    targets,
+    mask,
+    classify,
+    grad,
+    jac_prod,
+    residual,
+    g_end,
+    peaks,
+):
+    """Loss and gradient of one window, as the device computes them.
+
+    ``modes[l]`` is :data:`FPTT` or :data:`SPATIAL` (FPTT layers on top);
+    ``cell_at[l]``, ``block_at[l]`` and ``readout_at`` are ``[start, stop)``
+    of each part in ``theta``; ``inputs`` are ``(T, D)``, already in the input
+    format; ``labels`` ``(T,)`` (classification) or ``targets`` ``(T, O)``.
+    Adds to ``grad``; fills, per layer, ``jac_prod`` (``P`` at the end of the
+    warm-up), ``residual`` (``delta_T - g_T`` of the first error pass),
+    ``g_end`` (``g_T``) and ``peaks`` (the largest ``|delta_t|_2`` of the
+    error and the warm-up pass: :data:`DELTA_PEAK`, :data:`WARMUP_PEAK`).
+    Returns ``(status, layer,
+    warming, loss, correct, counted)``: ``status`` is 0, or the step at which
+    ``layer``'s Jacobian was singular (in its warm-up pass when ``warming``).
+    """
+    n_layers = modes.shape[0]
+    n_steps, d_in = inputs.shape
+    kind = dispatch.jacobian_kind(cell)
+    warm, passes = _warm_up_passes(modes)
+    wide = max(d_in, width)
+    n_out = (readout_at[1] - readout_at[0]) // (width + 1)  # W (O, H) | b (O)
+    theta_out = theta[readout_at[0] : readout_at[1]]
+    total = np.sum(mask)
+
+    # what the device holds: per layer its input, state, error, P, delta_0
+    u = np.zeros((n_layers + 1, wide))
+    h = np.zeros((n_layers, size))
+    h_prev = np.zeros((n_layers, size))
+    d = np.zeros((n_layers, size))
+    g_prev = np.zeros((n_layers, size))
+    delta0 = np.zeros((n_layers, size))
+    peak = np.zeros(n_layers)
+
+    # scratch of one step
+    jac, work, lu, _, _, unit, row = _kernels._scratch(kind, size)
+    g = np.empty(size)
+    d_prev = np.empty(size)
+    e = np.zeros(width)
+    du = np.empty(wide)
+    z = np.empty(n_out)
+    dz = np.empty(n_out)
+    junk = np.empty(grad.shape[0])
+    scratch = block.backward_scratch(size, wide, width, hidden_ff)
+    y, m, a1, q, _, _, _, _, _, tmp = scratch
+    columns = []
+    for layer in range(n_layers):
+        n_in = d_in if layer == 0 else width
+        part = theta[block_at[layer, 0] : block_at[layer, 1]]
+        columns.append(block.weight_columns(part, size, n_in, width, hidden_ff))
+
+    loss = 0.0
+    correct = 0
+    for p in range(1, passes + 1):
+        junk[:] = 0.0
+        h[:] = 0.0
+        g_prev[:] = 0.0
+        for layer in range(n_layers):
+            if modes[layer] == FPTT and warm[layer] == p:
+                d[layer] = 0.0
+                jacobian.prod_init(kind, jac_prod[layer])
+                peak[layer] = 0.0
+            elif modes[layer] == FPTT and warm[layer] < p:
+                d[layer] = delta0[layer]
+                peak[layer] = _norm(delta0[layer])
+
+        for t in range(n_steps):
+            # every layer forward
+            u[0, :d_in] = inputs[t]
+            for layer in range(n_layers):
+                n_in = d_in if layer == 0 else width
+                h_prev[layer] = h[layer]
+                cell_theta = theta[cell_at[layer, 0] : cell_at[layer, 1]]
+                dispatch.step(
+                    ar, cell, cell_theta, h_prev[layer], u[layer, :n_in], h[layer]
+                )
+                block.forward_step(
+                    ar,
+                    theta[block_at[layer, 0] : block_at[layer, 1]],
+                    columns[layer],
+                    u[layer, :n_in],
+                    h[layer],
+                    width,
+                    hidden_ff,
+                    y,
+                    m,
+                    a1,
+                    q,
+                    u[layer + 1, :width],
+                    tmp,
+                )
+
+            # the readout's error
+            if mask[t] == 0.0:
+                e[:] = 0.0
+            else:
+                out = grad if p == 1 else junk
+                out = out[readout_at[0] : readout_at[1]]
+                if classify:
+                    l_t, hit = readout.cross_entropy_step(
+                        ar,
+                        theta_out,
+                        u[n_layers, :width],
+                        labels[t],
+                        mask[t] / total,
+                        out,
+                        e,
+                        z,
+                        dz,
+                    )
+                else:
+                    scale = 2.0 * mask[t] / (total * n_out)
+                    l_t = readout.squared_error_step(
+                        ar,
+                        theta_out,
+                        u[n_layers, :width],
+                        targets[t],
+                        scale,
+                        out,
+                        e,
+                        z,
+                        dz,
+                    )
+                    hit = 0
+                if p == 1:
+                    loss += mask[t] * l_t
+                    correct += hit
+
+            # errors, from the top layer down
+            for layer in range(n_layers - 1, -1, -1):
+                n_in = d_in if layer == 0 else width
+                fptt = modes[layer] == FPTT
+                if fptt:
+                    first = warm[layer] == p
+                else:
+                    first = p == passes
+                out = grad if first else junk
+                block.backward_step(
+                    ar,
+                    theta[block_at[layer, 0] : block_at[layer, 1]],
+                    columns[layer],
+                    u[layer, :n_in],
+                    h[layer],
+                    e,
+                    hidden_ff,
+                    out[block_at[layer, 0] : block_at[layer, 1]],
+                    g,
+                    du[:n_in],
+                    scratch,
+                )
+                cell_theta = theta[cell_at[layer, 0] : cell_at[layer, 1]]
+                delta = g
+                if fptt:
+                    _kernels._jacobian(
+                        ar,
+                        cell,
+                        cell_theta,
+                        h_prev[layer],
+                        u[layer, :n_in],
+                        h[layer],
+                        jac,
+                        unit,
+                        row,
+                    )
+                    x = _kernels._difference(ar, d[layer], g_prev[layer])
+                    if not jacobian.solve_transpose(ar, kind, jac, x, d[layer], lu):
+                        return t + 1, layer, warm[layer] == p, loss, correct, 0
+                    g_prev[layer] = g
+                    if warm[layer] == p:
+                        jacobian.prod_update(ar, kind, jac_prod[layer], jac, work)
+                        peak[layer] = max(peak[layer], _norm(d[layer]))
+                        break  # the layers below have no exact errors yet
+                    if warm[layer] + 1 == p:
+                        peak[layer] = max(peak[layer], _norm(d[layer]))
+                    out = grad if warm[layer] + 1 == p else junk
+                    delta = d[layer]
+                dispatch.vjp(
+                    ar,
+                    cell,
+                    cell_theta,
+                    h_prev[layer],
+                    u[layer, :n_in],
+                    h[layer],
+                    delta,
+                    d_prev,
+                    out[cell_at[layer, 0] : cell_at[layer, 1]],
+                    du[:n_in],
+                    True,
+                )
+                if layer > 0:
+                    e[:] = du[:width]
+
+        # a warm-up pass ends with delta_0; a first error pass with a residual
+        for layer in range(n_layers):
+            if modes[layer] != FPTT:
+                continue
+            if warm[layer] == p:
+                x = _kernels._difference(ar, g_prev[layer], d[layer])
+                jacobian.prod_apply(ar, kind, jac_prod[layer], x, delta0[layer])
+                peaks[layer, WARMUP_PEAK] = peak[layer]
+            elif warm[layer] + 1 == p:
+                residual[layer] = d[layer] - g_prev[layer]
+                g_end[layer] = g_prev[layer]
+                peaks[layer, DELTA_PEAK] = peak[layer]
+    return 0, -1, False, loss / total, correct, int(total)

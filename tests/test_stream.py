@@ -1,0 +1,96 @@
+"""The device's step-by-step schedule against the layer-by-layer engine.
+
+Both compute every operation on the same numbers in the same order, so under
+a deterministic rounding the gradients, losses and diagnostics agree to the
+bit; the layer-by-layer engine is itself checked against BPTT and finite
+differences in test_engine.py.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from fpttsim.cells import CELL_NAMES
+from fpttsim.config import load_profile
+from fpttsim.data import CopyTask, SineTask
+from fpttsim.errors import ConfigError, NumericalError
+from fpttsim.learn import stream_gradient, window_gradient
+from fpttsim.network import Network
+from fpttsim.numerics import codes
+from fpttsim.numerics.arithmetic import Arithmetic
+
+# fp64, a float profile and the fixed-point one, all rounding deterministically
+PROFILES = ["fp64-reference", "bf16-systolic", "loihi2"]
+
+
+def setup(cell, layers, task, profile, seed=0):
+    net = Network(cell, layers, 6, 5, 7, task.input_size, task.output_size, task.loss)
+    rng = np.random.default_rng(seed)
+    theta = net.initialise(rng, 0.95, 0.999)
+    arith = Arithmetic.from_profile(load_profile(profile))
+    theta = arith.round_blocks(codes.WEIGHTS, theta, net.stored_weights())
+    return net, theta, task.sample(rng), arith
+
+
+def same_bits(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and np.array_equal(a.view(np.int64), b.view(np.int64))
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize(
+    ("layers", "algorithm", "passes"),
+    [(1, "fptt", None), (3, "fptt", None), (3, "fptt", 2), (2, "spatial", None)],
+)
+def test_same_gradient_as_the_engine(cell, profile, layers, algorithm, passes):
+    task = CopyTask(12, symbols=2, alphabet=3) if layers != 2 else SineTask(9)
+    net, theta, window, arith = setup(cell, layers, task, profile)
+    expected = window_gradient(net, theta, window, algorithm, passes, arith)
+    got = stream_gradient(net, theta, window, algorithm, passes, arith)
+
+    assert same_bits(got.grad, expected.grad)
+    assert same_bits(got.loss, expected.loss)
+    assert (got.correct, got.counted) == (expected.correct, expected.counted)
+    for mine, theirs in zip(got.layers, expected.layers, strict=True):
+        assert mine.mode == theirs.mode
+        for f in dataclasses.fields(mine)[1:]:
+            assert same_bits(getattr(mine, f.name), getattr(theirs, f.name)), f.name
+
+
+def test_gradient_is_exact_in_float64():
+    # the schedule's own check: FPTT on the device equals BPTT to rounding
+    net, theta, window, arith = setup("lru", 3, CopyTask(20), "fp64-reference")
+    fptt = stream_gradient(net, theta, window, "fptt", arithmetic=arith).grad
+    bptt = window_gradient(net, theta, window, "bptt", arithmetic=arith).grad
+    assert np.linalg.norm(fptt - bptt) <= 1e-9 * np.linalg.norm(bptt)
+
+
+def test_fewer_passes_leave_the_lower_layers_spatial():
+    net, theta, window, arith = setup("rnn", 3, CopyTask(15), "fp64-reference")
+    two = stream_gradient(net, theta, window, "fptt", 2, arith)
+    spatial = stream_gradient(net, theta, window, "spatial", arithmetic=arith)
+    bptt = window_gradient(net, theta, window, "bptt", arithmetic=arith)
+    top = net.cell_slices[2]
+    bottom = net.cell_slices[0]
+    # the top layer has exact temporal credit, the bottom one does not
+    assert np.allclose(two.grad[top], bptt.grad[top], rtol=1e-9, atol=1e-12)
+    assert not np.allclose(two.grad[bottom], bptt.grad[bottom], rtol=1e-3)
+    assert [d.mode for d in two.layers] == ["spatial", "spatial", "fptt"]
+    # and the readout sees the same errors whatever the layers below do
+    out = net.readout_slice
+    assert same_bits(two.grad[out], spatial.grad[out])
+
+
+def test_singular_jacobian_names_layer_and_pass():
+    net, theta, window, arith = setup("rnn", 2, CopyTask(10), "fp64-reference")
+    theta[net.groups()["layer2.cell.W"]] = 0.0  # J = diag(1 - h^2) W = 0
+    with pytest.raises(NumericalError, match="warm-up pass: .* layer 2 \\(rnn\\)"):
+        stream_gradient(net, theta, window, "fptt", arithmetic=arith)
+
+
+def test_refuses_algorithms_that_store_the_window():
+    net, theta, window, arith = setup("lru", 1, CopyTask(10), "fp64-reference")
+    with pytest.raises(ConfigError, match="runs fptt and spatial, got 'bptt'"):
+        stream_gradient(net, theta, window, "bptt", arithmetic=arith)

@@ -12,10 +12,11 @@ from typing import Any
 
 from fpttsim import report
 from fpttsim.config import Profile, Scenario, load_profile, load_scenario
+from fpttsim.device import Device, DeviceResult
+from fpttsim.device.loop import read_checkpoint
 from fpttsim.errors import ConfigError
 from fpttsim.gradcheck import GradcheckResult
 from fpttsim.gradcheck import gradcheck as _gradcheck
-from fpttsim.train import TrainResult, train
 
 ScenarioLike = Scenario | str | os.PathLike
 
@@ -57,8 +58,9 @@ class RunResult:
     scenario, profile
         What ran.
     training
-        The training loop's output (metrics rows, held-out loss before and
-        after, numerical events, trained parameters).
+        The device's run: metrics rows, held-out loss before and after,
+        numerical events, memory, device time and energy, trained
+        parameters.
     out
         The folder the outputs were written to, or None.
     files
@@ -67,7 +69,7 @@ class RunResult:
 
     scenario: Scenario
     profile: Profile
-    training: TrainResult
+    training: DeviceResult
     out: Path | None = None
     files: list[Path] = field(default_factory=list)
 
@@ -84,15 +86,19 @@ class RunResult:
             "final": training.final,
             "last_logged": training.rows[-1] if training.rows else {},
             "steps_done": training.steps_done,
+            "windows": training.windows,
             "stopped": training.stopped,
+            "resumed_from_step": training.resumed_from,
+            "memory": training.memory,
+            "device": training.device,
             "numerical_events": training.numerical_events,
-            "arithmetic_events": {
-                "training": training.arithmetic_events,
-                "evaluation": training.evaluation_events,
-            },
+            "arithmetic_events": training.arithmetic_events,
             "timings": {
                 "train_seconds": training.seconds,
                 "ms_per_step": 1e3 * training.seconds / max(training.steps_done, 1),
+                "samples_per_second": training.windows
+                * self.scenario.task.length
+                / max(training.seconds, 1e-12),
             },
             "versions": report.versions(),
         }
@@ -103,29 +109,39 @@ class RunResult:
 
 
 def run(
-    scenario: ScenarioLike,
+    scenario: ScenarioLike | None,
     out: str | os.PathLike | None = None,
     *,
     overrides: Mapping[str, Any] | Sequence[str] = (),
     on_step: Callable[[int, dict], None] | None = None,
+    resume: bool = False,
 ) -> RunResult:
-    """Train a scenario online and write its outputs.
+    """Simulate the device learning a scenario online, and write its outputs.
 
     Parameters
     ----------
     scenario
-        A :class:`Scenario`, a path to a scenario file, or a shipped name.
+        A :class:`Scenario`, a path to a scenario file, or a shipped name;
+        None with ``resume``, to take the one the checkpoint was made with.
     out
-        Folder for ``result.json``, ``metrics.csv``, ``learning_curve.png``
-        and ``parameters.npz``; nothing is written when None.
+        Folder for ``result.json``, ``metrics.csv``, the plots,
+        ``parameters.npz`` and the checkpoints; nothing is written when None.
     overrides
         Key-path overrides when ``scenario`` is a name or a path.
     on_step
         Progress callback ``(step, latest logged metrics)``.
+    resume
+        Continue the interrupted run whose checkpoint is in ``out``.
 
     Returns
     -------
     RunResult
+
+    Raises
+    ------
+    BudgetError
+        When the scenario's buffers do not fit the profile's memory; raised
+        before the first sample, with the bytes by component.
 
     Examples
     --------
@@ -135,10 +151,19 @@ def run(
     >>> result.training.final["loss"] < result.training.initial["loss"]
     True
     """
-    scenario = _scenario(scenario, overrides)
-    profile = scenario.resolve_profile()
+    if resume:
+        if out is None:
+            raise ConfigError("resuming needs the run's folder", key="--resume")
+        saved_scenario, profile = read_checkpoint(out)
+        scenario = (
+            saved_scenario if scenario is None else _scenario(scenario, overrides)
+        )
+    else:
+        scenario = _scenario(scenario, overrides)
+        profile = scenario.resolve_profile()
     with _located(scenario):
-        training = train(scenario, on_step, profile)
+        device = Device(scenario, profile)
+        training = device.run(on_step, checkpoint_dir=out, resume=resume)
     result = RunResult(scenario, profile, training)
     if out is not None:
         result.out = Path(out)
@@ -151,16 +176,33 @@ def _write_outputs(result: RunResult) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     rows = result.training.rows
     classification = bool(rows) and "accuracy" in rows[0]
+    title = f"{result.scenario.name}: {result.scenario.learning.algorithm}"
+    losses = [
+        k for k in ("loss", "online_loss", "eval_loss") if any(k in r for r in rows)
+    ]
     files = [
         report.write_result_json(out, result.to_dict()),
         report.write_metrics_csv(out, rows),
         report.plot_learning_curve(
             out,
             rows,
-            title=f"{result.scenario.name}: {result.scenario.learning.algorithm}",
+            title=title,
+            y=losses or ("loss",),
             secondary="accuracy" if classification else None,
         ),
+        report.plot_memory(
+            out,
+            result.training.memory["components"],
+            {
+                "working": result.profile.memory.working_bytes,
+                "replay": result.profile.memory.replay_bytes,
+            },
+            title=f"{title}: device memory by component ({result.profile.name})",
+        ),
     ]
+    cosine = report.plot_gradient_cosine(out, rows, title=title)
+    if cosine is not None:
+        files.append(cosine)
     files.append(report.write_parameters(out, result.training.theta))
     return files
 

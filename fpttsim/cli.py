@@ -36,9 +36,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def scenario_command(name: str, help_text: str) -> argparse.ArgumentParser:
+    def scenario_command(
+        name: str, help_text: str, optional: bool = False
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("scenario", metavar="SCENARIO", help="path or shipped name")
+        sub.add_argument(
+            "scenario",
+            metavar="SCENARIO",
+            nargs="?" if optional else None,
+            help="path or shipped name",
+        )
         sub.add_argument(
             "--profile", metavar="P", help="hardware profile (path or name)"
         )
@@ -55,9 +62,17 @@ def _parser() -> argparse.ArgumentParser:
         )
         return sub
 
-    run = scenario_command("run", "train a scenario online and write its outputs")
+    run = scenario_command(
+        "run", "simulate the device learning a scenario online", optional=True
+    )
     run.add_argument(
         "--out", metavar="DIR", help="output folder (default runs/<name>-<timestamp>)"
+    )
+    run.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the interrupted run in DIR from its last checkpoint "
+        "(SCENARIO may then be left out)",
     )
     scenario_command("gradcheck", "check every algorithm's gradient against BPTT")
 
@@ -112,19 +127,39 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    scenario = api.load_scenario(args.scenario, _overrides(args))
-    out = Path(args.out or f"runs/{scenario.name}-{_timestamp()}")
+    if args.resume:
+        if args.out and Path(args.out) != Path(args.resume):
+            raise ConfigError(
+                f"--out {args.out} differs from --resume {args.resume}: a resumed "
+                "run writes into its own folder",
+                key="--out",
+            )
+        scenario = None
+        if args.scenario is not None or args.overrides or args.profile:
+            scenario = api.load_scenario(args.scenario, _overrides(args))
+        out = Path(args.resume)
+        steps, label, length = _resumed_sizes(out, scenario)
+    else:
+        if args.scenario is None:
+            raise ConfigError(
+                "expected a scenario (a path or a shipped name), or --resume DIR",
+                key="SCENARIO",
+            )
+        scenario = api.load_scenario(args.scenario, _overrides(args))
+        out = Path(args.out or f"runs/{scenario.name}-{_timestamp()}")
+        steps, label = scenario.training.steps, scenario.name
+        length = scenario.task.length
     # Opened at the first step, so that input errors found before training
     # are the first thing on stderr.
     progress: list[Progress] = []
 
     def on_step(step: int, row: dict) -> None:
         if not progress:
-            progress.append(Progress(scenario.training.steps, label=scenario.name))
-        progress[0].update(step, **_shown(row))
+            progress.append(Progress(steps, label=label))
+        progress[0].update(step, **_shown(row, length))
 
     try:
-        result = api.run(scenario, out, on_step=on_step)
+        result = api.run(scenario, out, on_step=on_step, resume=bool(args.resume))
     finally:
         if progress:
             progress[0].close()
@@ -138,8 +173,20 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _shown(row: dict) -> dict:
-    return {k: row[k] for k in ("loss", "accuracy") if k in row}
+def _resumed_sizes(out: Path, scenario) -> tuple[int, str, int]:
+    """Steps, name and window length of the run a checkpoint belongs to."""
+    from fpttsim.device.loop import read_checkpoint
+
+    saved, _ = read_checkpoint(out)
+    chosen = scenario or saved
+    return chosen.training.steps, chosen.name, chosen.task.length
+
+
+def _shown(row: dict, length: int) -> dict:
+    shown = {k: row[k] for k in ("window", "loss", "accuracy") if k in row}
+    if row.get("seconds"):
+        shown["samples/s"] = row["window"] * length / row["seconds"]
+    return shown
 
 
 def _timestamp() -> str:
@@ -161,12 +208,29 @@ def _run_summary(result: api.RunResult) -> str:
             f"  held-out accuracy  {tr.initial['accuracy']:.1%} -> "
             f"{tr.final['accuracy']:.1%}"
         )
+    memory, device = tr.memory, tr.device
+    arena = memory["arena"]["working"]
+    lines.append(
+        f"  memory             {_bytes(memory['total_bytes'])} planned, working "
+        f"peak {_bytes(arena['peak_bytes'])} of {_bytes(arena['capacity_bytes'])} "
+        f"({result.profile.name})"
+    )
+    timeline = device["timeline"]
+    verdict = "keeps up" if timeline["keeps_up"] else "does NOT keep up"
+    lines.append(
+        f"  device             {verdict} at {device['rate_hz']:g} Hz: duty "
+        f"{timeline['duty_cycle']:.1%}, {timeline['windows_learned']} of "
+        f"{timeline['windows']} windows learnt, "
+        f"{device['energy_per_sample_joules'] * 1e6:.3g} uJ per sample"
+    )
     events = {k: v for k, v in tr.numerical_events.items() if v}
     lines.append(
         "  numerical events   "
         + (", ".join(f"{k} {v}" for k, v in events.items()) if events else "none")
     )
-    lines.append(f"  rounding events    {_events_line(tr.arithmetic_events)}")
+    lines.append(
+        f"  rounding events    {_events_line(tr.arithmetic_events['learning'])}"
+    )
     if tr.stopped:
         lines.append(f"  stopped after      {tr.steps_done} steps")
     lines.append(f"  outputs            {result.out}/")

@@ -134,7 +134,10 @@ class Progress:
         ]
         if self.label:
             parts.insert(0, self.label)
-        parts += [f"{k} {v:.3g}" for k, v in self._metrics.items()]
+        parts += [
+            f"{k} {v}" if isinstance(v, int) else f"{k} {v:.3g}"
+            for k, v in self._metrics.items()
+        ]
 
         elapsed = now - self._start
         parts.append(f"{elapsed:.1f} s")

@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "plot_gradient_cosine",
     "plot_learning_curve",
+    "plot_memory",
     "versions",
     "write_metrics_csv",
     "write_result_json",
@@ -32,6 +34,8 @@ __all__ = [
 RESULT_JSON = "result.json"
 METRICS_CSV = "metrics.csv"
 LEARNING_CURVE_PNG = "learning_curve.png"
+GRADIENT_COSINE_PNG = "gradient_cosine.png"
+MEMORY_PNG = "memory.png"
 
 # Report key -> distribution name, for the packages whose versions make a run
 # reproducible.
@@ -281,14 +285,8 @@ def plot_learning_curve(
     Path
         The file written.
     """
-    # Imported here: matplotlib takes a noticeable time to load and only this
-    # function needs it.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     keys = (y,) if isinstance(y, str) else tuple(y)
-    fig = Figure(figsize=(7.0, 4.0), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = _figure()
     ax = fig.add_subplot()
 
     plotted: list[float] = []
@@ -319,9 +317,78 @@ def plot_learning_curve(
         top = twin
     top.legend(lines, labels, loc="best")
 
+    return _save(fig, Path(out_dir) / LEARNING_CURVE_PNG)
+
+
+def _figure():
+    # Imported here: matplotlib takes a noticeable time to load.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 4.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     fig.clear()
-    path = Path(out_dir) / LEARNING_CURVE_PNG
     _write_atomic(path, buf.getvalue())
     return path
+
+
+def plot_gradient_cosine(
+    out_dir: Path, rows: Sequence[Mapping[str, Any]], *, title: str
+) -> Path | None:
+    """Plot the gradient's cosine with float64 BPTT's over training.
+
+    Writes ``out_dir / "gradient_cosine.png"``; returns None, writing nothing,
+    when no row holds a ``cosine``.
+    """
+    xs, ys = _series(rows, "step", "cosine")
+    if not xs:
+        return None
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot(xs, ys, marker="o", markersize=3)
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cosine with float64 BPTT")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    return _save(fig, Path(out_dir) / GRADIENT_COSINE_PNG)
+
+
+def plot_memory(
+    out_dir: Path, components: Mapping[str, int], budget: Mapping[str, int], *, title
+) -> Path:
+    """Bar chart of bytes by component, with the memories' capacities.
+
+    Writes ``out_dir / "memory.png"``. ``budget`` maps ``"working"`` and
+    ``"replay"`` to their capacities; a capacity more than a thousand times
+    the plan's total (an unconstrained reference) is not drawn.
+    """
+    names = [k for k, v in components.items() if v]
+    values = [components[k] for k in names]
+    fig = _figure()
+    ax = fig.add_subplot()
+    colours = ["C1" if k == "replay" else "C0" for k in names]
+    ax.barh(names, values, color=colours)
+    ax.invert_yaxis()
+    total = sum(values)
+    working = total - components.get("replay", 0)
+    for memory, used, colour in (
+        ("working", working, "C0"),
+        ("replay", components.get("replay", 0), "C1"),
+    ):
+        cap = budget.get(memory)
+        if cap and cap < 1000 * max(total, 1):
+            ax.axvline(cap, color=colour, linestyle="--", label=f"{memory} memory")
+            ax.text(cap, -0.4, f" {used / cap:.0%} used", color=colour, fontsize=8)
+    ax.set_xlabel("bytes")
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right")
+    ax.grid(True, axis="x", alpha=0.3)
+    return _save(fig, Path(out_dir) / MEMORY_PNG)

@@ -11,7 +11,13 @@ import fpttsim
 import fpttsim.api
 from fpttsim import report
 
-OUTPUTS = {"result.json", "metrics.csv", "learning_curve.png", "parameters.npz"}
+OUTPUTS = {
+    "result.json",
+    "metrics.csv",
+    "learning_curve.png",
+    "memory.png",
+    "parameters.npz",
+}
 
 
 @pytest.fixture(scope="module")

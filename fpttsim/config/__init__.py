@@ -20,6 +20,7 @@ from fpttsim.config.profile import (
 from fpttsim.config.scenario import (
     AddingTask,
     CopyTask,
+    DeviceConfig,
     GradcheckConfig,
     LearningConfig,
     ModelConfig,
@@ -35,6 +36,7 @@ __all__ = [
     "ComputeConfig",
     "CopyTask",
     "EnergyConfig",
+    "DeviceConfig",
     "GradcheckConfig",
     "LearningConfig",
     "MemoryConfig",

@@ -289,7 +289,7 @@ class TrainingConfig(BaseModel):
     Parameters
     ----------
     steps
-        Number of windows to train on.
+        Number of parameter updates (each from ``batch`` learnt windows).
     log_every
         Log the metrics every this many steps.
     batch
@@ -298,6 +298,16 @@ class TrainingConfig(BaseModel):
         What a window whose loss or gradient is not finite does: ``"stop"``
         the run (its results so far are written, with the report), or
         ``"skip"`` the window and go on; either way it is counted.
+    eval_every
+        Measure the loss on held-out windows every this many steps; 0 only
+        before and after training.
+    cosine_every
+        Every this many steps, compare the device's gradient of the last
+        window with float64 BPTT's (cosine similarity); 0 never (it costs a
+        BPTT window each time).
+    checkpoint_every
+        Save a checkpoint every this many steps into the run's folder, from
+        which ``fpttsim run --resume`` continues; 0 never.
     """
 
     model_config = _SECTION
@@ -306,6 +316,28 @@ class TrainingConfig(BaseModel):
     log_every: Annotated[Int, Field(ge=1)] = 20
     batch: Annotated[Int, Field(ge=1)] = 1
     on_nan: Literal["stop", "skip"] = "stop"
+    eval_every: Annotated[Int, Field(ge=0)] = 0
+    cosine_every: Annotated[Int, Field(ge=0)] = 0
+    checkpoint_every: Annotated[Int, Field(ge=0)] = 0
+
+
+class DeviceConfig(BaseModel):
+    """The stream the device learns from.
+
+    Parameters
+    ----------
+    rate_hz
+        Samples (time steps of the stream) arriving per second.
+    double_buffer
+        Whether the replay buffer holds a second window, filled while the
+        learner works on the first; without it, samples that arrive while the
+        learner works are not stored and their window is not learnt.
+    """
+
+    model_config = _SECTION
+
+    rate_hz: Annotated[Float, Field(gt=0)] = 1000.0
+    double_buffer: bool = True
 
 
 class GradcheckConfig(BaseModel):
@@ -335,7 +367,7 @@ class GradcheckConfig(BaseModel):
 
 
 class Scenario(BaseModel):
-    """A complete scenario: task, model, learning, training and gradient check.
+    """A complete scenario: task, model, learning, training, device, gradcheck.
 
     Parameters
     ----------
@@ -348,7 +380,7 @@ class Scenario(BaseModel):
         path is relative to the scenario file's folder.
     description
         Free text.
-    task, model, learning, training, gradcheck
+    task, model, learning, training, device, gradcheck
         The sections.
 
     Notes
@@ -367,6 +399,7 @@ class Scenario(BaseModel):
     model: ModelConfig
     learning: LearningConfig = LearningConfig()
     training: TrainingConfig = TrainingConfig()
+    device: DeviceConfig = DeviceConfig()
     gradcheck: GradcheckConfig = GradcheckConfig()
 
     # Where the scenario came from, set by the loader; not part of the data.

@@ -80,6 +80,9 @@ def window(
     mask,
     classify,
     grad,
+    signals,
+    state,
+    delta,
     jac_prod,
     residual,
     g_end,
@@ -91,7 +94,11 @@ def window(
     ``cell_at[l]``, ``block_at[l]`` and ``readout_at`` are ``[start, stop)``
     of each part in ``theta``; ``inputs`` are ``(T, D)``, already in the input
     format; ``labels`` ``(T,)`` (classification) or ``targets`` ``(T, O)``.
-    Adds to ``grad``; fills, per layer, ``jac_prod`` (``P`` at the end of the
+    Adds to ``grad``. The device's own buffers come from the caller (its
+    memory arena): ``signals`` ``(L + 1, max(D, H))``, each layer's input and
+    the top one's output; ``state`` ``(2, L, S)``, ``h_t`` and ``h_{t-1}``;
+    ``delta`` ``(3, L, S)``, the error, ``g_{t-1}`` and ``delta_0``. Fills, per
+    layer, ``jac_prod`` (``P`` at the end of the
     warm-up), ``residual`` (``delta_T - g_T`` of the first error pass),
     ``g_end`` (``g_T``) and ``peaks`` (the largest ``|delta_t|_2`` of the
     error and the warm-up pass: :data:`DELTA_PEAK`, :data:`WARMUP_PEAK`).
@@ -108,13 +115,9 @@ def window(
     theta_out = theta[readout_at[0] : readout_at[1]]
     total = np.sum(mask)
 
-    # what the device holds: per layer its input, state, error, P, delta_0
-    u = np.zeros((n_layers + 1, wide))
-    h = np.zeros((n_layers, size))
-    h_prev = np.zeros((n_layers, size))
-    d = np.zeros((n_layers, size))
-    g_prev = np.zeros((n_layers, size))
-    delta0 = np.zeros((n_layers, size))
+    u = signals
+    h, h_prev = state[0], state[1]
+    d, g_prev, delta0 = delta[0], delta[1], delta[2]
     peak = np.zeros(n_layers)
 
     # scratch of one step
@@ -288,3 +291,91 @@ def window(
                 g_end[layer] = g_prev[layer]
                 peaks[layer, DELTA_PEAK] = peak[layer]
     return 0, -1, False, loss / total, correct, int(total)
+
+
+@kernel
+def infer(
+    ar,
+    cell,
+    size,
+    n_layers,
+    thetas,
+    switch,
+    cell_at,
+    block_at,
+    readout_at,
+    width,
+    hidden_ff,
+    inputs,
+    labels,
+    targets,
+    mask,
+    classify,
+    signals,
+    state,
+):
+    """Inference on a window's samples as they arrive: ``(loss, correct)``.
+
+    Steps before ``switch`` run with ``thetas[0]``, the others with
+    ``thetas[1]`` (an update that lands while the window arrives). ``loss``
+    is the sum of the masked steps' losses, weighted by the mask; ``signals``
+    ``(2, max(D, H))`` and ``state`` ``(L, S)`` are the inference's own
+    buffers.
+    """
+    n_steps, d_in = inputs.shape
+    n_out = (readout_at[1] - readout_at[0]) // (width + 1)
+    z = np.empty(n_out)
+    y = np.empty(width)
+    m = np.empty(width)
+    a1 = np.empty(hidden_ff)
+    q = np.empty(hidden_ff)
+    tmp = np.empty(max(width, hidden_ff))
+    columns = []
+    for k in range(2):
+        for layer in range(n_layers):
+            n_in = d_in if layer == 0 else width
+            part = thetas[k, block_at[layer, 0] : block_at[layer, 1]]
+            columns.append(block.weight_columns(part, size, n_in, width, hidden_ff))
+    h_prev = np.empty(size)
+    state[:] = 0.0
+    loss = 0.0
+    correct = 0
+    for t in range(n_steps):
+        k = 0 if t < switch else 1
+        theta = thetas[k]
+        signals[0, :d_in] = inputs[t]
+        for layer in range(n_layers):
+            n_in = d_in if layer == 0 else width
+            src = signals[layer % 2]
+            dst = signals[(layer + 1) % 2]
+            h_prev[:] = state[layer]
+            cell_theta = theta[cell_at[layer, 0] : cell_at[layer, 1]]
+            dispatch.step(ar, cell, cell_theta, h_prev, src[:n_in], state[layer])
+            block.forward_step(
+                ar,
+                theta[block_at[layer, 0] : block_at[layer, 1]],
+                columns[k * n_layers + layer],
+                src[:n_in],
+                state[layer],
+                width,
+                hidden_ff,
+                y,
+                m,
+                a1,
+                q,
+                dst[:width],
+                tmp,
+            )
+        if mask[t] != 0.0:
+            l_t, hit = readout.predict_step(
+                ar,
+                theta[readout_at[0] : readout_at[1]],
+                signals[n_layers % 2, :width],
+                classify,
+                labels[t],
+                targets[t],
+                z,
+            )
+            loss += mask[t] * l_t
+            correct += hit
+    return loss, correct

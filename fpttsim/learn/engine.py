@@ -359,6 +359,10 @@ def stream_gradient(
     grad = np.zeros(net.size)
     code = np.array([_stream.FPTT if m == "fptt" else _stream.SPATIAL for m in modes])
     spec = net.cells[0]
+    wide = max(net.input_size, net.width)
+    signals = np.zeros((net.layers + 1, wide))
+    state = np.zeros((2, net.layers, spec.state_size))
+    delta = np.zeros((3, net.layers, spec.state_size))
     jac_prod = np.zeros((net.layers, spec.jacobian_size))
     residual = np.zeros((net.layers, spec.state_size))
     g_end = np.zeros((net.layers, spec.state_size))
@@ -380,6 +384,9 @@ def stream_gradient(
         np.ascontiguousarray(window.mask, dtype=np.float64),
         classify,
         grad,
+        signals,
+        state,
+        delta,
         jac_prod,
         residual,
         g_end,

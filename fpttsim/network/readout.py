@@ -69,6 +69,25 @@ def _backward_step(ar, theta, o_t, dz, scale, grad, e_t):
 
 
 @kernel
+def _cross_entropy(z, label):
+    """``(l_t, lse, hit)`` of logits ``z``: ``hit`` is 1 when the label wins."""
+    top = np.max(z)
+    lse = top + math.log(np.sum(np.exp(z - top)))
+    hit = 1 if np.argmax(z) == label else 0
+    return lse - z[label], lse, hit
+
+
+@kernel
+def predict_step(ar, theta, o_t, classify, label, target, z):
+    """Loss of one step without its errors (inference): ``(l_t, hit)``."""
+    _logits(ar, theta, o_t, z)
+    if classify:
+        l_t, _, hit = _cross_entropy(z, label)
+        return l_t, hit
+    return np.sum((z - target) ** 2) / z.shape[0], 0
+
+
+@kernel
 def cross_entropy_step(ar, theta, o_t, label, scale, grad, e_t, z, dz):
     """One masked step of :func:`cross_entropy`, weighted by ``scale``.
 
@@ -77,14 +96,12 @@ def cross_entropy_step(ar, theta, o_t, label, scale, grad, e_t, z, dz):
     ``dz`` are scratch of the number of classes.
     """
     _logits(ar, theta, o_t, z)
-    top = np.max(z)
-    lse = top + math.log(np.sum(np.exp(z - top)))
-    hit = 1 if np.argmax(z) == label else 0
+    l_t, lse, hit = _cross_entropy(z, label)
     for r in range(z.shape[0]):
         dz[r] = rnd(ar, ACTIVATION, math.exp(z[r] - lse))
     dz[label] -= 1.0
     _backward_step(ar, theta, o_t, dz, scale, grad, e_t)
-    return lse - z[label], hit
+    return l_t, hit
 
 
 @kernel

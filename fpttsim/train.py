@@ -112,8 +112,7 @@ def train(
     arith = Arithmetic.from_profile(profile, scenario.seed)
     experiment = prepare(scenario)
     task, net = experiment.task, experiment.net
-    blocks = net.stored_weights()
-    theta = arith.round_blocks(WEIGHTS, experiment.theta, blocks)
+    theta = arith.round_blocks(WEIGHTS, experiment.theta, net.stored_weights())
     learning = scenario.learning
     training = scenario.training
     check_algorithm(net, learning.algorithm, learning.rtrl_max_bytes)
@@ -121,14 +120,7 @@ def train(
     held_out_rng = rng_for(scenario, HELD_OUT)
     held_out = [task.sample(held_out_rng) for _ in range(HELD_OUT_WINDOWS)]
     evaluation = arith.fresh()  # inference on held-out data counts apart
-    optimizer = Optimizer(
-        learning.optimizer,
-        net.size,
-        learning.lr,
-        weight_decay=learning.weight_decay,
-        clip=learning.clip,
-        arithmetic=arith,
-    )
+    optimizer = Optimizer.from_config(learning, net, training.steps, arith)
     events = {"nonfinite_loss": 0, "nonfinite_gradient": 0, "singular_jacobian": 0}
     result = TrainResult(
         initial=evaluate(net, theta, held_out, evaluation), numerical_events=events
@@ -168,8 +160,8 @@ def train(
         if result.stopped:
             break
         if applied:
+            # the update stores the weights in their format itself
             interval.grad_norm.append(optimizer.step(theta, grad / applied))
-            theta = arith.round_blocks(WEIGHTS, theta, blocks)
 
         if step % training.log_every == 0 or step == training.steps:
             latest = interval.row(step, time.perf_counter() - start)

@@ -1,12 +1,14 @@
 """The optimiser: AdamW and SGD in the device's formats, schedule, masks."""
 
 import math
+import textwrap
 
 import numba
 import numpy as np
 import pytest
 
-from fpttsim.config import load_profile
+from fpttsim.config import load_profile, load_scenario
+from fpttsim.errors import ConfigError
 from fpttsim.learn import (
     ADAMW,
     Optimizer,
@@ -530,3 +532,81 @@ def test_optimizer_arguments_are_checked():
         Optimizer("adam", 2, 0.1, momentum=0.9)
     with pytest.raises(ValueError, match=r"lr_scale must hold .* shape \(2,\)"):
         Optimizer("adam", 2, 0.1, lr_scale=np.ones(3))
+
+
+# Scenario keys ---------------------------------------------------------------------
+
+SCENARIO = """\
+name: demo
+task: {kind: copy, length: 50}
+model: {cell: lru, hidden: 8}
+learning:
+  optimizer: sgd
+  lr: 0.01
+"""
+
+
+def load(tmp_path, extra: str):
+    path = tmp_path / "scenario.yaml"
+    path.write_text(SCENARIO + textwrap.indent(extra, "  "), encoding="utf-8")
+    return load_scenario(path)
+
+
+def test_new_learning_keys_default_to_the_previous_behaviour(tmp_path):
+    learning = load(tmp_path, "").learning
+    assert (learning.schedule, learning.warmup, learning.lr_min) == ("constant", 0, 0)
+    assert (learning.momentum, learning.recurrent_lr_factor) == (0.0, 1.0)
+    learning = load(
+        tmp_path,
+        "momentum: 0.9\nschedule: cosine\nwarmup: 10\nlr_min: 0.001\n"
+        "recurrent_lr_factor: 0.5\n",
+    ).learning
+    assert (learning.momentum, learning.warmup, learning.lr_min) == (0.9, 10, 0.001)
+
+
+@pytest.mark.parametrize(
+    "extra, key, message",
+    [
+        ("momentum: 1.0\n", "momentum", r"expected a number < 1, got 1\.0"),
+        ("warmup: 2.5\n", "warmup", "expected an integer"),
+        ("warmup: -1\n", "warmup", "expected a number >= 0, got -1"),
+        ("schedule: linear\n", "schedule", "one of 'constant', 'cosine', got 'l"),
+        ("recurrent_lr_factor: -0.5\n", "recurrent_lr_factor", ">= 0"),
+        ("lr_min: 0.001\n", "lr_min", "schedule's floor, got lr_min = 0.001"),
+        ("schedule: cosine\nlr_min: 0.5\n", "lr_min", "expected lr_min <= lr"),
+    ],
+)
+def test_bad_learning_keys_name_the_key(tmp_path, extra, key, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        load(tmp_path, extra)
+    assert info.value.key == f"learning.{key}"
+
+
+def test_momentum_with_adam_is_refused(tmp_path):
+    text = "momentum: 0.5\n"
+    path = tmp_path / "scenario.yaml"
+    path.write_text(
+        SCENARIO.replace("optimizer: sgd", "optimizer: adam") + "  " + text,
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="momentum is for optimizer sgd") as info:
+        load_scenario(path)
+    assert (info.value.key, info.value.line) == ("learning.momentum", 7)
+
+
+def test_from_config_takes_the_recipe_from_the_scenario(tmp_path):
+    learning = load(
+        tmp_path,
+        "momentum: 0.5\nweight_decay: 0.01\nschedule: cosine\nwarmup: 3\n"
+        "recurrent_lr_factor: 0.25\n",
+    ).learning
+    net = small_net()
+    opt = Optimizer.from_config(learning, net, 50, arithmetic("bf16-systolic"))
+    recurrent = net.recurrent_parameters()
+    assert np.all(opt.lr_scale[recurrent] == 0.25) and np.all(
+        opt.lr_scale[~recurrent] == 1
+    )
+    assert np.all(opt.decay_mask == ~recurrent)
+    assert (opt.kind, opt.momentum, opt.horizon, opt.warmup) == ("sgd", 0.5, 50, 3)
+    assert opt.current_lr(2) == pytest.approx(0.01 * 2 / 3)
+    assert opt.blocks.tolist() == [[s.start, s.stop] for s in net.stored_weights()]

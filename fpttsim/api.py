@@ -72,6 +72,7 @@ class RunResult:
     training: DeviceResult
     out: Path | None = None
     files: list[Path] = field(default_factory=list)
+    scenario_file: str | None = None
 
     def to_dict(self) -> dict:
         """The content of ``result.json``."""
@@ -80,7 +81,7 @@ class RunResult:
             "name": self.scenario.name,
             "seed": self.scenario.seed,
             "scenario": self.scenario.model_dump(mode="json"),
-            "scenario_file": self.scenario.source,
+            "scenario_file": self.scenario_file or self.scenario.source,
             "profile": self.profile.model_dump(mode="json"),
             "initial": training.initial,
             "final": training.final,
@@ -154,7 +155,7 @@ def run(
     if resume:
         if out is None:
             raise ConfigError("resuming needs the run's folder", key="--resume")
-        saved_scenario, profile = read_checkpoint(out)
+        saved_scenario, profile, source = read_checkpoint(out)
         scenario = (
             saved_scenario if scenario is None else _scenario(scenario, overrides)
         )
@@ -165,6 +166,8 @@ def run(
         device = Device(scenario, profile)
         training = device.run(on_step, checkpoint_dir=out, resume=resume)
     result = RunResult(scenario, profile, training)
+    if resume:
+        result.scenario_file = source
     if out is not None:
         result.out = Path(out)
         result.files = _write_outputs(result)

@@ -177,7 +177,7 @@ def _resumed_sizes(out: Path, scenario) -> tuple[int, str, int]:
     """Steps, name and window length of the run a checkpoint belongs to."""
     from fpttsim.device.loop import read_checkpoint
 
-    saved, _ = read_checkpoint(out)
+    saved, _, _ = read_checkpoint(out)
     chosen = scenario or saved
     return chosen.training.steps, chosen.name, chosen.task.length
 

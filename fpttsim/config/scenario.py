@@ -252,7 +252,20 @@ class LearningConfig(BaseModel):
     clip
         Global gradient-norm clipping threshold; None disables clipping.
     weight_decay
-        Decoupled weight decay.
+        Decoupled weight decay, ``theta -= lr_t * weight_decay * theta``; the
+        cells' recurrent parameters do not decay.
+    momentum
+        SGD's momentum, in ``[0, 1)``; 0 is plain SGD. Adam takes none.
+    schedule
+        Learning-rate schedule over ``training.steps`` updates: ``constant``,
+        or ``cosine`` from ``lr`` down to ``lr_min``.
+    warmup
+        Updates of linear warm-up from 0 to ``lr``, before the schedule.
+    lr_min
+        The cosine's floor, ``0 <= lr_min <= lr``; cosine only.
+    recurrent_lr_factor
+        Multiplies the learning rate of the cells' recurrent parameters (their
+        eigenvalues, or recurrent matrices); 0 freezes them.
     rtrl_max_bytes
         RTRL refuses to run when its sensitivity matrix would exceed this.
     """
@@ -265,7 +278,36 @@ class LearningConfig(BaseModel):
     passes: Annotated[Int, Field(ge=1)] | None = None
     clip: Annotated[Float, Field(gt=0)] | None = None
     weight_decay: Annotated[Float, Field(ge=0)] = 0.0
+    momentum: Annotated[Float, Field(ge=0, lt=1)] = 0.0
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup: Annotated[Int, Field(ge=0)] = 0
+    lr_min: Annotated[Float, Field(ge=0)] = 0.0
+    recurrent_lr_factor: Annotated[Float, Field(ge=0)] = 1.0
     rtrl_max_bytes: Annotated[Int, Field(ge=1)] = 1_000_000_000
+
+    @model_validator(mode="after")
+    def _optimizer_keys_apply(self) -> LearningConfig:
+        if self.momentum and self.optimizer != "sgd":
+            raise relation_error(
+                "momentum",
+                f"momentum is for optimizer sgd, got momentum = {self.momentum} "
+                f"with optimizer {self.optimizer}. Remove momentum, or set "
+                "optimizer: sgd.",
+            )
+        if self.lr_min and self.schedule != "cosine":
+            raise relation_error(
+                "lr_min",
+                f"lr_min is the cosine schedule's floor, got lr_min = "
+                f"{self.lr_min} with schedule {self.schedule}. Remove lr_min, or "
+                "set schedule: cosine.",
+            )
+        if self.lr_min > self.lr:
+            raise relation_error(
+                "lr_min",
+                f"expected lr_min <= lr, got lr_min = {self.lr_min} and "
+                f"lr = {self.lr}.",
+            )
+        return self
 
     def resolved_passes(self, layers: int) -> int:
         """Return the number of FPTT passes: ``passes``, or ``layers + 1``.

@@ -176,6 +176,7 @@ class Device:
             self.length,
             profile,
             learning.optimizer,
+            momentum=learning.momentum > 0,
             double_buffer=scenario.device.double_buffer,
         )
         self.arena = Arena.for_profile(profile)
@@ -194,14 +195,10 @@ class Device:
         self.theta[:] = self.arith.round_blocks(
             codes.WEIGHTS, experiment.theta, self.blocks
         )
-        self.optimizer = Optimizer(
-            learning.optimizer,
-            net.size,
-            learning.lr,
-            weight_decay=learning.weight_decay,
-            clip=learning.clip,
-            arithmetic=self.arith,
+        self.optimizer = Optimizer.from_config(
+            learning, net, training.steps, self.arith
         )
+        self._bind_optimizer()
         self.offsets = _Offsets(net)
 
         held_out_rng = rng_for(scenario, HELD_OUT)
@@ -227,6 +224,15 @@ class Device:
             training.batch,
             scenario.device.double_buffer,
         )
+
+    def _bind_optimizer(self) -> None:
+        """Hold the optimiser's moments in the arena's buffer."""
+        state = self.mem.get("optimizer_state")
+        if state is None:
+            return
+        for row, key in zip(state, ("m", "v"), strict=False):
+            row[:] = getattr(self.optimizer, key)
+            setattr(self.optimizer, key, row)
 
     # ---- one window's pieces
     def _store(self, window, k: int) -> np.ndarray:
@@ -401,9 +407,9 @@ class Device:
         s.updates += 1
         new = self.theta.copy()
         if s.applied:
+            # the update stores the weights in their format itself
             norm = self.optimizer.step(new, s.grad / s.applied)
             s.interval.grad_norm.append(norm)
-            new = self.arith.round_blocks(codes.WEIGHTS, new, self.blocks)
         s.grad[:] = 0.0
         s.applied = 0
         s.pending, s.pending_window = new, k
@@ -497,6 +503,7 @@ class Device:
             arrays[f"clock.{key}"] = value
         meta = {
             "scenario": self.scenario.model_dump(mode="json"),
+            "scenario_file": self.scenario.source,
             "profile": self.profile.model_dump(mode="json"),
             "window": s.window,
             "updates": s.updates,
@@ -549,6 +556,7 @@ class Device:
                     if key.startswith("optimizer.")
                 }
             )
+            self._bind_optimizer()
             self.clock.set_state(
                 {
                     key.split(".", 1)[1]: data[key]
@@ -578,7 +586,7 @@ class Device:
 
 
 def read_checkpoint(folder: str | os.PathLike):
-    """The scenario and profile a checkpoint in ``folder`` was made with."""
+    """The scenario, profile and scenario file a checkpoint was made with."""
     from fpttsim.config import Profile, Scenario
 
     meta_file = Path(folder) / f"{CHECKPOINT}.json"
@@ -589,8 +597,10 @@ def read_checkpoint(folder: str | os.PathLike):
             key="--resume",
         )
     meta = json.loads(meta_file.read_text())
-    return Scenario.model_validate(meta["scenario"]), Profile.model_validate(
-        meta["profile"]
+    return (
+        Scenario.model_validate(meta["scenario"]),
+        Profile.model_validate(meta["profile"]),
+        meta.get("scenario_file"),
     )
 
 

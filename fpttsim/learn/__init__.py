@@ -1,5 +1,14 @@
 """Learning algorithms: gradients of a window, and optimisers."""
 
+from fpttsim.learn._optim_kernels import (
+    ADAMW,
+    SCHEDULES,
+    SGD,
+    clip_gradient,
+    lr_at,
+    optimizer_step,
+    round_weights,
+)
 from fpttsim.learn.engine import (
     ALGORITHMS,
     LayerDiagnostics,
@@ -10,15 +19,23 @@ from fpttsim.learn.engine import (
     window_gradient,
     window_loss,
 )
-from fpttsim.learn.optim import Optimizer
+from fpttsim.learn.optim import Optimizer, parameter_multipliers
 
 __all__ = [
+    "ADAMW",
     "ALGORITHMS",
     "LayerDiagnostics",
     "Optimizer",
+    "SCHEDULES",
+    "SGD",
     "WindowGradient",
     "check_algorithm",
+    "clip_gradient",
     "layer_modes",
+    "lr_at",
+    "optimizer_step",
+    "parameter_multipliers",
+    "round_weights",
     "stream_gradient",
     "window_gradient",
     "window_loss",

@@ -16,6 +16,17 @@ import numpy as np
 from fpttsim.cells import CellSpec
 from fpttsim.network import block, readout
 
+# The arrays of each cell that set its recurrence: its state's decay and
+# rotation, or the matrices (and gate bias) that map the state onto itself.
+# TODO: move into the cell modules beside LEARNER_COORDINATES when they are
+# next edited, so that a new cell declares its own.
+RECURRENT_ARRAYS: dict[str, tuple[str, ...]] = {
+    "lru": ("nu_log", "theta_log", "gamma_log"),
+    "diagonal": ("nu_log", "gamma_log"),
+    "rnn": ("W",),
+    "gru": ("Wz", "Wr", "Wn", "bz"),
+}
+
 
 @dataclass(frozen=True)
 class ParameterArray:
@@ -173,6 +184,22 @@ class Network:
         }
         return [a.slice for a in self.arrays if a.name not in skip]
 
+    def recurrent_parameters(self) -> np.ndarray:
+        """True where a parameter sets a cell's recurrence.
+
+        These are the parameters the training recipe gives a smaller learning
+        rate and no weight decay (:data:`RECURRENT_ARRAYS`): the eigenvalues'
+        and their normalisation's coordinates of the diagonal cells, the
+        recurrent matrices of the dense ones, and the GRU's update-gate bias,
+        which sets its retention as the eigenvalues set the LRU's.
+        """
+        groups = self.groups()
+        mask = np.zeros(self.size, dtype=bool)
+        for layer, spec in enumerate(self.cells):
+            for name in RECURRENT_ARRAYS[spec.name]:
+                mask[groups[f"layer{layer + 1}.cell.{name}"]] = True
+        return mask
+
     def recurrent_mask(self) -> np.ndarray:
         """True where a parameter belongs to a recurrent cell."""
         mask = np.zeros(self.size, dtype=bool)
@@ -181,4 +208,4 @@ class Network:
         return mask
 
 
-__all__ = ["Network", "ParameterArray"]
+__all__ = ["RECURRENT_ARRAYS", "Network", "ParameterArray"]

@@ -119,7 +119,7 @@ def train(
     check_algorithm(net, learning.algorithm, learning.rtrl_max_bytes)
 
     held_out_rng = rng_for(scenario, HELD_OUT)
-    held_out = [task.sample(held_out_rng) for _ in range(HELD_OUT_WINDOWS)]
+    held_out = task.held_out(held_out_rng, HELD_OUT_WINDOWS)
     evaluation = arith.fresh()  # inference on held-out data counts apart
     optimizer = Optimizer(
         learning.optimizer,

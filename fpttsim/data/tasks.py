@@ -81,6 +81,9 @@ class Task(abc.ABC):
 
     Subclasses set :attr:`name`, :attr:`loss`, :attr:`length`,
     :attr:`input_size` and :attr:`output_size`, and implement :meth:`sample`.
+    The tasks here draw every window afresh; a task over a fixed dataset
+    would override :meth:`stream` and :meth:`held_out` to visit its training
+    split and return its test split.
 
     Attributes
     ----------
@@ -117,7 +120,7 @@ class Task(abc.ABC):
             Inputs, targets and mask of ``length`` steps.
         """
 
-    def stream(self, seed: int) -> Iterator[Window]:
+    def stream(self, seed: int, start: int = 0) -> Iterator[Window]:
         """Yield windows forever from a generator seeded with ``seed``.
 
         Parameters
@@ -125,15 +128,47 @@ class Task(abc.ABC):
         seed
             Seed of :func:`numpy.random.default_rng`; equal seeds give equal
             streams.
+        start
+            Index of the first window: the stream begins where a stream
+            started at 0 would be after ``start`` windows. These tasks draw
+            the ``start`` windows before and discard them.
 
-        Yields
-        ------
-        Window
-            The next window.
+        Returns
+        -------
+        Iterator of Window
+            The windows.
         """
-        rng = np.random.default_rng(seed)
+        start = _check_int("start", start, 0)
+        return self._draws(np.random.default_rng(seed), start)
+
+    def _draws(self, rng: np.random.Generator, skip: int) -> Iterator[Window]:
+        for _ in range(skip):
+            self.sample(rng)
         while True:
             yield self.sample(rng)
+
+    def held_out(self, rng: np.random.Generator, n: int | None) -> list[Window]:
+        """Return the windows that measure learning on data not trained on.
+
+        Parameters
+        ----------
+        rng
+            Source of the windows, kept apart from the training stream's.
+        n
+            How many windows; these tasks have no fixed test split, so None
+            is refused.
+
+        Returns
+        -------
+        list of Window
+            ``n`` windows drawn from ``rng``.
+        """
+        if n is None:
+            raise ValueError(
+                f"{self.name} task: held_out needs a number of windows, got None; "
+                "only tasks over a dataset have a whole test split to return"
+            )
+        return [self.sample(rng) for _ in range(_check_int("n", n, 0))]
 
 
 class CopyTask(Task):

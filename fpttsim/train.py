@@ -25,6 +25,8 @@ from fpttsim.numerics.codes import WEIGHTS
 
 log = logging.getLogger(__name__)
 
+# Tasks over a dataset with a small test split evaluate on all of it instead
+# (see Task.held_out).
 HELD_OUT_WINDOWS = 64
 
 

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+import fpttsim
 from fpttsim.config import load_scenario
 from fpttsim.data import (
     AddingTask,
@@ -564,3 +565,13 @@ def test_dataset_sections_compare_by_content(tmp_path):
     second = load_scenario(write_scenario(tmp_path / "b", text))
     assert first == second and hash(first) == hash(second)
     assert first.task.base_folder != second.task.base_folder
+
+
+# --- the shipped scenarios ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["digits-lru", "mnist1d-lru"])
+def test_shipped_dataset_scenario_gradcheck_passes(name):
+    result = fpttsim.gradcheck(name, {"gradcheck.directions": 2})
+    assert result.passed
+    assert result.algorithms["fptt"].rel_error < 1e-10

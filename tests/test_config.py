@@ -225,7 +225,8 @@ def test_bad_task_kind_points_at_kind(tmp_path):
     with pytest.raises(ConfigError, match="Did you mean 'copy'") as info:
         load_text(tmp_path, replaced("kind: copy", "kind: cpy"))
     assert (info.value.line, info.value.key) == (4, "task.kind")
-    assert "expected one of 'copy', 'adding', 'sine', got 'cpy'" in info.value.message
+    kinds = "'copy', 'adding', 'sine', 'mnist1d', 'digits', 'mnist98'"
+    assert f"expected one of {kinds}, got 'cpy'" in info.value.message
 
 
 def test_missing_required_key(tmp_path):

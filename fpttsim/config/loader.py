@@ -30,7 +30,7 @@ from fpttsim.config._yaml import (
     read_yaml_file,
 )
 from fpttsim.config.profile import Profile
-from fpttsim.config.scenario import RELATION_ERROR, Scenario
+from fpttsim.config.scenario import RELATION_ERROR, Scenario, TaskSection
 from fpttsim.errors import ConfigError
 
 ShippedKind = Literal["scenarios", "hardware_profiles"]
@@ -657,6 +657,10 @@ def load_scenario(
     origin = _Origin(document=document, overridden=overridden)
     scenario = _validate(Scenario, data, origin)
     scenario._origin = origin
+    if isinstance(scenario.task, TaskSection):
+        # A task that reads files resolves their path against the scenario's
+        # folder and names the line of its key.
+        scenario.task._origin = origin
     return scenario
 
 

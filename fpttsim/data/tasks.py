@@ -1,9 +1,10 @@
 """Streaming sequence tasks: endless, reproducible windows of ``T`` steps.
 
-A task draws each window from a :class:`numpy.random.Generator`, so a stream is
-fixed by its seed alone. Every window carries a mask saying which steps have a
-loss; an on-device learner sees the steps one at a time and uses the mask to
-know when a target is present.
+A synthetic task draws each window from a :class:`numpy.random.Generator`, so
+a stream is fixed by its seed alone; tasks over a fixed dataset live in
+:mod:`fpttsim.data.datasets`. Every window carries a mask saying which steps
+have a loss; an on-device learner sees the steps one at a time and uses the
+mask to know when a target is present.
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ class Task(abc.ABC):
 
     Subclasses set :attr:`name`, :attr:`loss`, :attr:`length`,
     :attr:`input_size` and :attr:`output_size`, and implement :meth:`sample`.
+    The synthetic tasks here draw every window afresh; the tasks over a
+    dataset (:mod:`fpttsim.data.datasets`) override :meth:`stream` and
+    :meth:`held_out` to visit their training split and return their test
+    split.
 
     Attributes
     ----------
@@ -117,7 +122,7 @@ class Task(abc.ABC):
             Inputs, targets and mask of ``length`` steps.
         """
 
-    def stream(self, seed: int) -> Iterator[Window]:
+    def stream(self, seed: int, start: int = 0) -> Iterator[Window]:
         """Yield windows forever from a generator seeded with ``seed``.
 
         Parameters
@@ -125,15 +130,47 @@ class Task(abc.ABC):
         seed
             Seed of :func:`numpy.random.default_rng`; equal seeds give equal
             streams.
+        start
+            Index of the first window: the stream begins where a stream
+            started at 0 would be after ``start`` windows. These tasks draw
+            the ``start`` windows before and discard them.
 
-        Yields
-        ------
-        Window
-            The next window.
+        Returns
+        -------
+        Iterator of Window
+            The windows.
         """
-        rng = np.random.default_rng(seed)
+        start = _check_int("start", start, 0)
+        return self._draws(np.random.default_rng(seed), start)
+
+    def _draws(self, rng: np.random.Generator, skip: int) -> Iterator[Window]:
+        for _ in range(skip):
+            self.sample(rng)
         while True:
             yield self.sample(rng)
+
+    def held_out(self, rng: np.random.Generator, n: int | None) -> list[Window]:
+        """Return the windows that measure learning on data not trained on.
+
+        Parameters
+        ----------
+        rng
+            Source of the windows, kept apart from the training stream's.
+        n
+            How many windows; these tasks have no fixed test split, so None
+            is refused.
+
+        Returns
+        -------
+        list of Window
+            ``n`` windows drawn from ``rng``.
+        """
+        if n is None:
+            raise ValueError(
+                f"{self.name} task: held_out needs a number of windows, got None; "
+                "only tasks over a dataset have a whole test split to return"
+            )
+        return [self.sample(rng) for _ in range(_check_int("n", n, 0))]
 
 
 class CopyTask(Task):
@@ -325,11 +362,15 @@ def make_task(cfg: Any) -> Task:
     Parameters
     ----------
     cfg
-        Any object with attributes ``kind`` (``"copy"``, ``"adding"`` or
-        ``"sine"``) and ``length``, plus optionally the parameters of that
-        kind's class (``symbols``, ``alphabet``, ``noise``, ``horizon``,
-        ``freq_min``, ``freq_max``). Missing attributes, or ones set to
-        ``None``, take the class's default; those of other kinds are ignored.
+        Any object with an attribute ``kind`` and that kind's parameters.
+        The synthetic kinds (``"copy"``, ``"adding"``, ``"sine"``) need
+        ``length`` and may have ``symbols``, ``alphabet``, ``noise``,
+        ``horizon``, ``freq_min``, ``freq_max``; the dataset kinds
+        (``"mnist1d"``, ``"digits"``, ``"mnist98"``) take their parameters
+        from :mod:`fpttsim.data.datasets`, and ``"mnist98"`` needs ``path``,
+        relative to ``cfg.base_folder`` when that is set. Missing attributes,
+        or ones set to ``None``, take the class's default; those of other
+        kinds are ignored.
 
     Returns
     -------
@@ -340,11 +381,25 @@ def make_task(cfg: Any) -> Task:
     ------
     ConfigError
         (a :class:`ValueError`) when ``kind`` is unknown, ``length`` is
-        missing or a parameter is out of range.
+        missing, a parameter is out of range, or a dataset's files are
+        missing or not valid (key ``task.path``, with the file and line of
+        ``cfg.where("path")`` when ``cfg`` has that method).
     """
+    # Imported here because the dataset tasks build on Task.
+    from fpttsim.data.datasets import DATASET_KINDS, DataError, make_dataset_task
+
     kind = getattr(cfg, "kind", None)
+    if kind in DATASET_KINDS:
+        try:
+            return make_dataset_task(cfg, kind)
+        except DataError as err:
+            where = getattr(cfg, "where", None)
+            file, line = where("path") if callable(where) else (None, None)
+            raise ConfigError(str(err), file=file, line=line, key="task.path") from err
+        except ValueError as err:
+            raise ConfigError(str(err), key="task") from err
     if kind not in _KINDS:
-        valid = ", ".join(repr(k) for k in _KINDS)
+        valid = ", ".join(repr(k) for k in [*_KINDS, *DATASET_KINDS])
         raise ConfigError(
             f"unknown task kind {kind!r}; valid kinds are {valid}", key="task.kind"
         )

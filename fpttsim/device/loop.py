@@ -43,7 +43,6 @@ from fpttsim.learn import (
     layer_modes,
     stream_gradient,
     window_gradient,
-    window_loss,
 )
 from fpttsim.learn.engine import reference_arithmetic
 from fpttsim.numerics import codes
@@ -96,26 +95,6 @@ class DeviceResult:
     seconds: float = 0.0
     resumed_from: int | None = None
     theta: np.ndarray | None = None
-
-
-def evaluate(net, theta, windows, arithmetic=None) -> dict:
-    """Mean loss, and accuracy for classification, over held-out ``windows``."""
-    losses = []
-    correct = counted = 0
-    for window in windows:
-        if net.loss == "ce":
-            result = window_gradient(
-                net, theta, window, "spatial", arithmetic=arithmetic
-            )
-            losses.append(result.loss)
-            correct += result.correct
-            counted += result.counted
-        else:
-            losses.append(window_loss(net, theta, window, arithmetic))
-    out = {"loss": float(np.mean(losses))}
-    if net.loss == "ce":
-        out["accuracy"] = correct / max(counted, 1)
-    return out
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -246,12 +225,39 @@ class Device:
         slot[:] = inputs
         return slot
 
-    def _infer(self, inputs, window, thetas, switch: int) -> tuple[float, int, int]:
+    def evaluate(self, theta: np.ndarray) -> dict:
+        """Mean loss, and accuracy for classification, on the held-out windows.
+
+        Inference in the device's arithmetic, its events counted apart.
+        """
+        arith = self.evaluation_arith
+        thetas = np.stack([theta, theta])
+        signals = np.zeros_like(self.mem["inference.signals"])
+        state = np.zeros_like(self.mem["inference.state"])
+        losses = []
+        correct = counted = 0
+        for window in self.held_out:
+            inputs = arith.round(codes.INPUT, window.inputs)
+            loss, hits, n = self._infer(
+                inputs, window, thetas, 0, arith, signals, state
+            )
+            losses.append(loss / n)
+            correct += hits
+            counted += n
+        out = {"loss": float(np.mean(losses))}
+        if self.net.loss == "ce":
+            out["accuracy"] = correct / max(counted, 1)
+        return out
+
+    def _infer(
+        self, inputs, window, thetas, switch, arith=None, signals=None, state=None
+    ) -> tuple[float, int, int]:
         net = self.net
-        self.inference_arith.begin_window()
+        arith = arith or self.inference_arith
+        arith.begin_window()
         labels, targets = _targets(net, window)
         loss, correct = _stream.infer(
-            self.inference_arith.ar,
+            arith.ar,
             net.cells[0].code,
             net.cells[0].state_size,
             net.layers,
@@ -267,8 +273,8 @@ class Device:
             targets,
             np.ascontiguousarray(window.mask, dtype=np.float64),
             net.loss == "ce",
-            self.mem["inference.signals"],
-            self.mem["inference.state"],
+            self.mem["inference.signals"] if signals is None else signals,
+            self.mem["inference.state"] if state is None else state,
         )
         return float(loss), int(correct), int(window.mask.sum())
 
@@ -315,14 +321,10 @@ class Device:
         if resume:
             s = self._restore(Path(checkpoint_dir), result)
         else:
-            result.initial = evaluate(
-                net, self.theta, self.held_out, self.evaluation_arith
-            )
+            result.initial = self.evaluate(self.theta)
             s.initial = result.initial
 
-        stream = self.task.stream(self.scenario.seed)
-        for _ in range(s.window):
-            next(stream)  # the windows a resumed run has seen
+        stream = self.task.stream(self.scenario.seed, start=s.window)
 
         start = time.perf_counter() - s.seconds
         while s.updates < training.steps:
@@ -364,7 +366,7 @@ class Device:
         result.steps_done = s.updates
         result.windows = s.window
         result.initial = s.initial
-        result.final = evaluate(net, self.theta, self.held_out, self.evaluation_arith)
+        result.final = self.evaluate(self.theta)
         result.theta = self.theta.copy()
         result.rows = s.rows
         result.numerical_events = s.events
@@ -431,7 +433,7 @@ class Device:
         if training.cosine_every and step % training.cosine_every == 0 and s.last:
             extra["cosine"] = self._cosine(*s.last)
         if training.eval_every and step % training.eval_every == 0:
-            held = evaluate(self.net, s.pending, self.held_out, self.evaluation_arith)
+            held = self.evaluate(s.pending)
             extra.update({f"eval_{key}": v for key, v in held.items()})
         if step % training.log_every and step != training.steps and not extra:
             return None

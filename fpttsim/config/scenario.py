@@ -544,6 +544,9 @@ class TrainingConfig(BaseModel):
     eval_every
         Measure the loss on held-out windows every this many steps; 0 only
         before and after training.
+    held_out
+        Number of held-out windows drawn for synthetic tasks; a dataset uses
+        its test split (all of it when small; see ``Task.held_out``).
     cosine_every
         Every this many steps, compare the device's gradient of the last
         window with float64 BPTT's (cosine similarity); 0 never (it costs a
@@ -560,6 +563,7 @@ class TrainingConfig(BaseModel):
     batch: Annotated[Int, Field(ge=1)] = 1
     on_nan: Literal["stop", "skip"] = "stop"
     eval_every: Annotated[Int, Field(ge=0)] = 0
+    held_out: Annotated[Int, Field(ge=1)] = 64
     cosine_every: Annotated[Int, Field(ge=0)] = 0
     checkpoint_every: Annotated[Int, Field(ge=0)] = 0
 

@@ -50,7 +50,6 @@ from fpttsim.numerics.arithmetic import Arithmetic
 
 log = logging.getLogger(__name__)
 
-HELD_OUT_WINDOWS = 64
 CHECKPOINT = "checkpoint"
 
 
@@ -181,9 +180,8 @@ class Device:
         self.offsets = _Offsets(net)
 
         held_out_rng = rng_for(scenario, HELD_OUT)
-        self.held_out = [
-            self.task.sample(held_out_rng) for _ in range(HELD_OUT_WINDOWS)
-        ]
+        # a dataset's test split, or windows from their own seed
+        self.held_out = self.task.held_out(held_out_rng, training.held_out)
         masked = float(np.mean([w.mask.sum() for w in self.held_out]))
 
         # the device's time and energy, from the counted work

@@ -34,7 +34,7 @@ import numpy as np
 from fpttsim.device.cost import CostModel
 from fpttsim.device.memory import Arena, breakdown, plan
 from fpttsim.device.timeline import Clock
-from fpttsim.errors import ConfigError, NumericalError
+from fpttsim.errors import CheckFailed, ConfigError, NumericalError
 from fpttsim.experiment import HELD_OUT, prepare, rng_for
 from fpttsim.learn import (
     Optimizer,
@@ -130,6 +130,9 @@ class Device:
     ------
     BudgetError
         When the scenario's buffers do not fit the profile's memory.
+    CheckFailed
+        When inference on one sample takes longer than the time between two
+        samples: the learner would never get the processor.
     ConfigError
         When the algorithm cannot run on the network.
     """
@@ -178,6 +181,17 @@ class Device:
         )
         self._bind_optimizer()
         self.offsets = _Offsets(net)
+        spec = net.cells[0]
+        self._learner_buffers = (
+            self.mem["learner.signals"],
+            self.mem["learner.state"],
+            # spatial layers hold no error of their own: the kernel, written
+            # for both, gets arrays that stay outside the device's memory
+            self.mem.get("learner.delta", np.zeros((3, net.layers, spec.state_size))),
+            self.mem.get(
+                "learner.jacobian_product", np.zeros((net.layers, spec.jacobian_size))
+            ),
+        )
 
         held_out_rng = rng_for(scenario, HELD_OUT)
         # a dataset's test split, or windows from their own seed
@@ -192,6 +206,16 @@ class Device:
             "window": cost.window(self.algorithm, self.length, masked, self.modes),
             "update": cost.update(learning.optimizer),
         }
+        infer_s = self.work["inference_sample"].seconds(profile)
+        period = 1.0 / scenario.device.rate_hz
+        if infer_s >= period:
+            raise CheckFailed(
+                f"at device.rate_hz = {scenario.device.rate_hz:g} a sample arrives "
+                f"every {period * 1e6:.4g} us, but inference on one takes "
+                f"{infer_s * 1e6:.4g} us on {profile.name}: the device cannot keep "
+                "up even without learning. Lower device.rate_hz below "
+                f"{1.0 / infer_s:.4g} or use a faster profile."
+            )
         self.clock = Clock(
             self.length,
             scenario.device.rate_hz,
@@ -280,7 +304,13 @@ class Device:
         stored = type(window)(inputs, window.targets, window.mask)
         if self.algorithm in ("fptt", "spatial"):
             return stream_gradient(
-                self.net, self.theta, stored, self.algorithm, self.passes, self.arith
+                self.net,
+                self.theta,
+                stored,
+                self.algorithm,
+                self.passes,
+                self.arith,
+                self._learner_buffers,
             )
         return window_gradient(
             self.net, self.theta, stored, self.algorithm, self.passes, self.arith
@@ -428,8 +458,10 @@ class Device:
         training = self.scenario.training
         step = s.updates
         extra = {}
-        if training.cosine_every and step % training.cosine_every == 0 and s.last:
-            extra["cosine"] = self._cosine(*s.last)
+        if training.cosine_every and step % training.cosine_every == 0:
+            # the last window of this update; NaN when none could be applied
+            extra["cosine"] = self._cosine(*s.last) if s.last else float("nan")
+        s.last = None
         if training.eval_every and step % training.eval_every == 0:
             held = self.evaluate(s.pending)
             extra.update({f"eval_{key}": v for key, v in held.items()})

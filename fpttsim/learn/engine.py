@@ -315,6 +315,7 @@ def stream_gradient(
     algorithm: str,
     passes: int | None = None,
     arithmetic: Arithmetic | None = None,
+    buffers: tuple[np.ndarray, ...] | None = None,
 ) -> WindowGradient:
     """Loss and gradient of one window on the device's step-by-step schedule.
 
@@ -332,6 +333,10 @@ def stream_gradient(
     algorithm
         ``"fptt"`` or ``"spatial"``: the algorithms whose memory does not
         grow with ``T``.
+    buffers
+        The device's own arrays ``(signals, state, delta, jac_prod)`` of shapes
+        ``(L + 1, max(D, H))``, ``(2, L, S)``, ``(3, L, S)`` and ``(L, J)``
+        (from its memory arena); None allocates them.
 
     Raises
     ------
@@ -359,11 +364,15 @@ def stream_gradient(
     grad = np.zeros(net.size)
     code = np.array([_stream.FPTT if m == "fptt" else _stream.SPATIAL for m in modes])
     spec = net.cells[0]
-    wide = max(net.input_size, net.width)
-    signals = np.zeros((net.layers + 1, wide))
-    state = np.zeros((2, net.layers, spec.state_size))
-    delta = np.zeros((3, net.layers, spec.state_size))
-    jac_prod = np.zeros((net.layers, spec.jacobian_size))
+    if buffers is None:
+        wide = max(net.input_size, net.width)
+        buffers = (
+            np.zeros((net.layers + 1, wide)),
+            np.zeros((2, net.layers, spec.state_size)),
+            np.zeros((3, net.layers, spec.state_size)),
+            np.zeros((net.layers, spec.jacobian_size)),
+        )
+    signals, state, delta, jac_prod = buffers
     residual = np.zeros((net.layers, spec.state_size))
     g_end = np.zeros((net.layers, spec.state_size))
     peaks = np.zeros((net.layers, 2))

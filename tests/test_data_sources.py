@@ -320,10 +320,14 @@ def test_mnist1d_generation_arguments_reach_the_generator():
 
     args = get_dataset_args()
     args.num_samples, args.train_split, args.seed = 200, 0.75, 7
+    args.final_seq_length = 64
     data = make_dataset(args)
     task = make_task(
-        SimpleNamespace(kind="mnist1d", samples=200, train_split=0.75, data_seed=7)
+        SimpleNamespace(
+            kind="mnist1d", samples=200, train_split=0.75, data_seed=7, length=64
+        )
     )
+    assert task.length == 64
     assert np.array_equal(task.train_inputs[:, :, 0], data["x"])
     assert np.array_equal(task.test_labels, data["y_test"])
     assert (len(task.train_labels), len(task.test_labels)) == (150, 50)
@@ -542,6 +546,7 @@ def write_scenario(tmp_path: Path, task: str) -> Path:
         ("kind: digits\norder: columns\n", "task.order", "'rows', 'pixels'"),
         ("kind: digits\ntrain_split: 0.999\n", "task.train_split", "<= 0.99"),
         ("kind: digits\nlength: 8\n", "task.length", "unknown key 'length'"),
+        ("kind: mnist1d\nlength: 1\n", "task.length", ">= 2"),
         ("kind: mnist98\n", "task.path", "required key is missing"),
         ("kind: mnist98\npath: ''\n", "task.path", "non-empty text"),
     ],

@@ -284,6 +284,9 @@ class Mnist1dTask(DatasetTask):
         the rest is the test split. Both must be non-empty.
     data_seed
         Seed of the generator.
+    length
+        Steps of each sequence: the generator's ``final_seq_length``, to which
+        it interpolates the padded template (40 in the published benchmark).
     """
 
     name = "mnist1d"
@@ -293,8 +296,10 @@ class Mnist1dTask(DatasetTask):
         samples: int = MNIST1D_SAMPLES,
         train_split: float = MNIST1D_TRAIN_SPLIT,
         data_seed: int = MNIST1D_SEED,
+        length: int = MNIST1D_LENGTH,
     ) -> None:
         self.samples = _check_int("samples", samples, 10)
+        self.sequence_length = _check_int("length", length, 2)
         self.train_split = _check_float("train_split", train_split, 0.0)
         self.data_seed = _check_int("data_seed", data_seed, 0)
         if self.samples % 10:
@@ -310,20 +315,20 @@ class Mnist1dTask(DatasetTask):
                 f"{self.samples - train} for testing; both must be >= 1"
             )
         x, y, x_test, y_test = _mnist1d_arrays(
-            self.samples, self.train_split, self.data_seed
+            self.samples, self.train_split, self.data_seed, self.sequence_length
         )
         super().__init__(x[:, :, None], y, x_test[:, :, None], y_test, 10)
 
     def __repr__(self) -> str:
         return (
             f"Mnist1dTask(samples={self.samples}, train_split={self.train_split}, "
-            f"data_seed={self.data_seed})"
+            f"data_seed={self.data_seed}, length={self.sequence_length})"
         )
 
 
 @functools.lru_cache(maxsize=4)
 def _mnist1d_arrays(
-    samples: int, train_split: float, seed: int
+    samples: int, train_split: float, seed: int, length: int
 ) -> tuple[np.ndarray, ...]:
     # Imported here: the package pulls in scipy and matplotlib.
     from mnist1d.data import get_dataset_args, make_dataset
@@ -332,7 +337,7 @@ def _mnist1d_arrays(
     args.num_samples = samples
     args.train_split = train_split
     args.seed = seed
-    args.final_seq_length = MNIST1D_LENGTH
+    args.final_seq_length = length
 
     # make_dataset seeds and draws from the global generators of numpy and
     # random; the caller's streams of those are put back as they were.
@@ -587,7 +592,7 @@ def make_dataset_task(cfg: Any, kind: str) -> DatasetTask:
 
 # Constructor parameters each dataset kind reads from a configuration.
 DATASET_KINDS: dict[str, tuple[type[DatasetTask], tuple[str, ...]]] = {
-    "mnist1d": (Mnist1dTask, ("samples", "train_split", "data_seed")),
+    "mnist1d": (Mnist1dTask, ("samples", "train_split", "data_seed", "length")),
     "digits": (DigitsTask, ("order", "train_split", "data_seed")),
     "mnist98": (Mnist98Task, ("path",)),
 }

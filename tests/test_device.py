@@ -401,3 +401,21 @@ def test_checkpoint_files_are_replaced_atomically(tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir() if "checkpoint" in p.name)
     assert names == ["checkpoint.json", "checkpoint.npz"]
     assert json.loads((tmp_path / "checkpoint.json").read_text())["updates"] == 20
+
+
+def test_online_variant_runs_on_the_device_with_an_update_per_few_steps():
+    scenario = quick(**{"learning.online": True, "learning.online_every": 5})
+    device = Device(scenario, scenario.resolve_profile())
+    result = device.run()
+    # 30 windows of 20 steps: 4 updates each
+    assert device.optimizer.steps == 30 * 4
+    assert result.steps_done == 30
+    per_update = CostModel(device.net, device.profile).update("adam").ops
+    assert result.device["per_update"]["ops"] == pytest.approx(4 * per_update)
+    assert result.final["loss"] < result.initial["loss"]
+
+
+def test_online_variant_needs_one_layer_of_fptt():
+    with pytest.raises(fpttsim.ConfigError, match="learning.online") as err:
+        quick(**{"learning.online": True, "model.layers": 2})
+    assert "model.layers is 2" in str(err.value)

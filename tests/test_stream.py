@@ -15,7 +15,7 @@ from fpttsim.cells import CELL_NAMES
 from fpttsim.config import load_profile
 from fpttsim.data import CopyTask, SineTask
 from fpttsim.errors import ConfigError, NumericalError
-from fpttsim.learn import stream_gradient, window_gradient
+from fpttsim.learn import Optimizer, stream_gradient, stream_online, window_gradient
 from fpttsim.network import Network
 from fpttsim.numerics import codes
 from fpttsim.numerics.arithmetic import Arithmetic
@@ -94,3 +94,50 @@ def test_refuses_algorithms_that_store_the_window():
     net, theta, window, arith = setup("lru", 1, CopyTask(10), "fp64-reference")
     with pytest.raises(ConfigError, match="runs fptt and spatial, got 'bptt'"):
         stream_gradient(net, theta, window, "bptt", arithmetic=arith)
+
+
+# The truly online variant -------------------------------------------------------
+
+
+def sgd(net, lr):
+    return Optimizer("sgd", net.size, lr)
+
+
+def test_online_with_one_update_per_window_is_fptt_and_then_a_step():
+    net, theta, window, arith = setup("lru", 1, CopyTask(12, 2, 3), "fp64-reference")
+    exact = stream_gradient(net, theta, window, "fptt", arithmetic=arith)
+    expected = theta.copy()
+    sgd(net, 0.05).step(expected, exact.grad)
+
+    online = theta.copy()
+    got, updates = stream_online(net, online, window, sgd(net, 0.05), 12, arith)
+    assert updates == 1
+    # every gradient added in the error pass, with unchanged parameters: the
+    # same numbers in the same order as the exact schedule's
+    assert same_bits(got.grad, exact.grad)
+    assert same_bits(got.loss, exact.loss)
+    assert same_bits(online, expected)
+
+
+def test_online_updates_during_the_error_pass_change_what_follows():
+    net, theta, window, arith = setup("rnn", 1, CopyTask(12, 2, 3), "fp64-reference")
+    once, steps = theta.copy(), theta.copy()
+    stream_online(net, once, window, sgd(net, 0.05), 12, arith)
+    got, updates = stream_online(net, steps, window, sgd(net, 0.05), 1, arith)
+    assert updates == 12
+    assert not np.allclose(steps, once)
+    # the later steps' gradients were taken at updated parameters: their sum
+    # is no longer the window's gradient
+    exact = stream_gradient(net, theta, window, "fptt", arithmetic=arith)
+    assert not np.allclose(got.grad, exact.grad, rtol=1e-6)
+    # but the first update used the initial parameters, so a tiny rate
+    # gives back the exact gradient
+    tiny = theta.copy()
+    near, _ = stream_online(net, tiny, window, sgd(net, 1e-12), 1, arith)
+    np.testing.assert_allclose(near.grad, exact.grad, rtol=1e-6, atol=1e-12)
+
+
+def test_online_refuses_stacked_layers():
+    net, theta, window, arith = setup("lru", 2, CopyTask(12, 2, 3), "fp64-reference")
+    with pytest.raises(ConfigError, match="online updates run on one recurrent"):
+        stream_online(net, theta, window, sgd(net, 0.1), 1, arith)

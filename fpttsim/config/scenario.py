@@ -464,6 +464,13 @@ class LearningConfig(BaseModel):
         eigenvalues, or recurrent matrices); 0 freezes them.
     rtrl_max_bytes
         RTRL refuses to run when its sensitivity matrix would exceed this.
+    online
+        The truly online variant of FPTT: the parameters are updated during
+        the error pass, every ``online_every`` steps, instead of at the end of
+        the window (one recurrent layer, ``training.batch: 1``). No longer
+        the exact gradient.
+    online_every
+        Steps of the error pass per update when ``online``.
     """
 
     model_config = _SECTION
@@ -480,6 +487,8 @@ class LearningConfig(BaseModel):
     lr_min: Annotated[Float, Field(ge=0)] = 0.0
     recurrent_lr_factor: Annotated[Float, Field(ge=0)] = 1.0
     rtrl_max_bytes: Annotated[Int, Field(ge=1)] = 1_000_000_000
+    online: bool = False
+    online_every: Annotated[Int, Field(ge=1)] = 1
 
     @model_validator(mode="after")
     def _optimizer_keys_apply(self) -> LearningConfig:
@@ -652,6 +661,26 @@ class Scenario(_Loaded):
                 "learning.passes",
                 f"expected at most model.layers + 1 = {self.model.layers + 1} "
                 f"FPTT passes, got {passes}.",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _online_fits(self) -> Scenario:
+        if not self.learning.online:
+            return self
+        problem = None
+        if self.learning.algorithm != "fptt":
+            problem = f"learning.algorithm is {self.learning.algorithm!r}"
+        elif self.model.layers != 1:
+            problem = f"model.layers is {self.model.layers}"
+        elif self.training.batch != 1:
+            problem = f"training.batch is {self.training.batch}"
+        if problem:
+            raise relation_error(
+                "learning.online",
+                "online updates are FPTT's on one recurrent layer, one window "
+                f"at a time (fptt, model.layers: 1, training.batch: 1), but "
+                f"{problem}.",
             )
         return self
 

@@ -42,6 +42,7 @@ from fpttsim.learn import (
     check_algorithm,
     layer_modes,
     stream_gradient,
+    stream_online,
     window_gradient,
 )
 from fpttsim.learn.engine import reference_arithmetic
@@ -176,9 +177,10 @@ class Device:
         self.theta[:] = self.arith.round_blocks(
             codes.WEIGHTS, experiment.theta, self.blocks
         )
-        self.optimizer = Optimizer.from_config(
-            learning, net, training.steps, self.arith
-        )
+        horizon = training.steps  # updates; online: every few steps of a window
+        if learning.online:
+            horizon *= math.ceil(self.length / learning.online_every)
+        self.optimizer = Optimizer.from_config(learning, net, horizon, self.arith)
         self._bind_optimizer()
         self.offsets = _Offsets(net)
         spec = net.cells[0]
@@ -206,6 +208,10 @@ class Device:
             "window": cost.window(self.algorithm, self.length, masked, self.modes),
             "update": cost.update(learning.optimizer),
         }
+        self.online = learning.online
+        if self.online:  # an update every online_every steps of the error pass
+            per_window = math.ceil(self.length / learning.online_every)
+            self.work["update"] = self.work["update"] * per_window
         infer_s = self.work["inference_sample"].seconds(profile)
         period = 1.0 / scenario.device.rate_hz
         if infer_s >= period:
@@ -302,6 +308,19 @@ class Device:
 
     def _gradient(self, window, inputs):
         stored = type(window)(inputs, window.targets, window.mask)
+        if self.online:
+            # the updates happen during the error pass, on the next parameters
+            self._online_theta = self.theta.copy()
+            wg, _ = stream_online(
+                self.net,
+                self._online_theta,
+                stored,
+                self.optimizer,
+                self.scenario.learning.online_every,
+                self.arith,
+                self._learner_buffers,
+            )
+            return wg
         if self.algorithm in ("fptt", "spatial"):
             return stream_gradient(
                 self.net,
@@ -436,7 +455,11 @@ class Device:
         # the update: computed now, in use from the end of the job
         s.updates += 1
         new = self.theta.copy()
-        if s.applied:
+        if self.online:
+            new = self._online_theta
+            if s.applied:
+                s.interval.grad_norm.append(float(np.linalg.norm(s.grad)))
+        elif s.applied:
             # the update stores the weights in their format itself
             norm = self.optimizer.step(new, s.grad / s.applied)
             s.interval.grad_norm.append(norm)

@@ -16,6 +16,7 @@ from fpttsim.learn.engine import (
     check_algorithm,
     layer_modes,
     stream_gradient,
+    stream_online,
     window_gradient,
     window_loss,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "parameter_multipliers",
     "round_weights",
     "stream_gradient",
+    "stream_online",
     "window_gradient",
     "window_loss",
 ]

@@ -87,6 +87,7 @@ def window(
     residual,
     g_end,
     peaks,
+    span,
 ):
     """Loss and gradient of one window, as the device computes them.
 
@@ -105,6 +106,15 @@ def window(
     Returns ``(status, layer,
     warming, loss, correct, counted)``: ``status`` is 0, or the step at which
     ``layer``'s Jacobian was singular (in its warm-up pass when ``warming``).
+
+    ``span`` ``[p_first, p_last, t_first, t_stop, online]`` runs a part of the
+    schedule: passes ``p_first..p_last`` (0 for the last), from step
+    ``t_first`` of the first to step ``t_stop`` (-1 for ``T``) of the last;
+    what a pass carries from step to step stays in the buffers, so that parts
+    run one after the other compute what one call does (between them, the
+    caller may update ``theta``: the truly online variant). With ``online``
+    set, every gradient is added in the last pass, with the parameters of the
+    moment (a one-layer network: the readout's and block's too).
     """
     n_layers = modes.shape[0]
     n_steps, d_in = inputs.shape
@@ -118,7 +128,18 @@ def window(
     u = signals
     h, h_prev = state[0], state[1]
     d, g_prev, delta0 = delta[0], delta[1], delta[2]
-    peak = np.zeros(n_layers)
+    peak = peaks  # running maxima, kept in the caller's array between parts
+    p_first, p_last, t_first, t_stop, online = (
+        span[0],
+        span[1],
+        span[2],
+        span[3],
+        span[4] != 0,
+    )
+    if p_last == 0:
+        p_last = passes
+    if t_stop < 0:
+        t_stop = n_steps
 
     # scratch of one step
     jac, work, lu, _, _, unit, row = _kernels._scratch(kind, size)
@@ -139,20 +160,26 @@ def window(
 
     loss = 0.0
     correct = 0
-    for p in range(1, passes + 1):
+    for p in range(p_first, p_last + 1):
+        begin = t_first if p == p_first else 0
+        end = t_stop if p == p_last else n_steps
         junk[:] = 0.0
-        h[:] = 0.0
-        g_prev[:] = 0.0
         for layer in range(n_layers):
+            if begin > 0:
+                break  # a pass resumed: its state is in the buffers
+            h[layer] = 0.0
+            g_prev[layer] = 0.0
             if modes[layer] == FPTT and warm[layer] == p:
                 d[layer] = 0.0
                 jacobian.prod_init(kind, jac_prod[layer])
-                peak[layer] = 0.0
+                peak[layer, WARMUP_PEAK] = 0.0
+            elif modes[layer] == FPTT and warm[layer] + 1 == p:
+                d[layer] = delta0[layer]
+                peak[layer, DELTA_PEAK] = _norm(delta0[layer])
             elif modes[layer] == FPTT and warm[layer] < p:
                 d[layer] = delta0[layer]
-                peak[layer] = _norm(delta0[layer])
 
-        for t in range(n_steps):
+        for t in range(begin, end):
             # every layer forward
             u[0, :d_in] = inputs[t]
             for layer in range(n_layers):
@@ -182,7 +209,7 @@ def window(
             if mask[t] == 0.0:
                 e[:] = 0.0
             else:
-                out = grad if p == 1 else junk
+                out = grad if p == (passes if online else 1) else junk
                 out = out[readout_at[0] : readout_at[1]]
                 if classify:
                     l_t, hit = readout.cross_entropy_step(
@@ -218,7 +245,7 @@ def window(
             for layer in range(n_layers - 1, -1, -1):
                 n_in = d_in if layer == 0 else width
                 fptt = modes[layer] == FPTT
-                if fptt:
+                if fptt and not online:
                     first = warm[layer] == p
                 else:
                     first = p == passes
@@ -256,10 +283,14 @@ def window(
                     g_prev[layer] = g
                     if warm[layer] == p:
                         jacobian.prod_update(ar, kind, jac_prod[layer], jac, work)
-                        peak[layer] = max(peak[layer], _norm(d[layer]))
+                        peak[layer, WARMUP_PEAK] = max(
+                            peak[layer, WARMUP_PEAK], _norm(d[layer])
+                        )
                         break  # the layers below have no exact errors yet
                     if warm[layer] + 1 == p:
-                        peak[layer] = max(peak[layer], _norm(d[layer]))
+                        peak[layer, DELTA_PEAK] = max(
+                            peak[layer, DELTA_PEAK], _norm(d[layer])
+                        )
                     out = grad if warm[layer] + 1 == p else junk
                     delta = d[layer]
                 dispatch.vjp(
@@ -280,16 +311,14 @@ def window(
 
         # a warm-up pass ends with delta_0; a first error pass with a residual
         for layer in range(n_layers):
-            if modes[layer] != FPTT:
+            if modes[layer] != FPTT or end < n_steps:
                 continue
             if warm[layer] == p:
                 x = _kernels._difference(ar, g_prev[layer], d[layer])
                 jacobian.prod_apply(ar, kind, jac_prod[layer], x, delta0[layer])
-                peaks[layer, WARMUP_PEAK] = peak[layer]
             elif warm[layer] + 1 == p:
                 residual[layer] = d[layer] - g_prev[layer]
                 g_end[layer] = g_prev[layer]
-                peaks[layer, DELTA_PEAK] = peak[layer]
     return 0, -1, False, loss / total, correct, int(total)
 
 

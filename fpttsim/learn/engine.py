@@ -343,71 +343,174 @@ def stream_gradient(
     NumericalError
         When FPTT meets a singular recurrent Jacobian.
     """
-    modes = layer_modes(net, algorithm, passes)
-    if algorithm not in ("fptt", "spatial"):
-        raise ConfigError(
-            f"the step-by-step schedule runs fptt and spatial, got {algorithm!r}; "
-            "bptt and rtrl run layer by layer (window_gradient)",
-            key="learning.algorithm",
-        )
-    arith = arithmetic or reference_arithmetic()
-    arith.begin_window()
     theta = np.ascontiguousarray(theta, dtype=np.float64)
-    inputs = np.ascontiguousarray(arith.round(codes.INPUT, window.inputs))
-    classify = net.loss == "ce"
-    if classify:
-        labels = np.ascontiguousarray(window.targets, dtype=np.int64)
-        targets = np.zeros((1, 1))
-    else:
-        labels = np.zeros(1, dtype=np.int64)
-        targets = np.ascontiguousarray(window.targets, dtype=np.float64)
+    run = _Schedule(net, theta, window, algorithm, passes, arithmetic, buffers)
     grad = np.zeros(net.size)
-    code = np.array([_stream.FPTT if m == "fptt" else _stream.SPATIAL for m in modes])
-    spec = net.cells[0]
-    if buffers is None:
-        wide = max(net.input_size, net.width)
-        buffers = (
-            np.zeros((net.layers + 1, wide)),
-            np.zeros((2, net.layers, spec.state_size)),
-            np.zeros((3, net.layers, spec.state_size)),
-            np.zeros((net.layers, spec.jacobian_size)),
+    loss, correct, counted = run.part(grad, [1, 0, 0, -1, 0])
+    return WindowGradient(loss, grad, correct, counted, run.diagnostics())
+
+
+def stream_online(
+    net: Network,
+    theta: np.ndarray,
+    window,
+    optimizer,
+    every: int = 1,
+    arithmetic: Arithmetic | None = None,
+    buffers: tuple[np.ndarray, ...] | None = None,
+) -> tuple[WindowGradient, int]:
+    """FPTT with the parameters updated during the error pass (truly online).
+
+    The warm-up pass runs as in :func:`stream_gradient`; the error pass then
+    adds every gradient (readout, block and cell) with the parameters of the
+    moment, and every ``every`` steps ``optimizer`` applies what it added.
+    Later steps see the new parameters, so this is no longer the exact
+    gradient of any fixed parameters (fptt.md section 4).
+
+    Parameters
+    ----------
+    net
+        A one-layer network.
+    theta
+        Contiguous float64; updated in place at every update (the updates
+        made before a singular Jacobian stop the pass stay made).
+    window, arithmetic, buffers
+        As for :func:`stream_gradient`.
+    optimizer
+        An :class:`fpttsim.learn.Optimizer`; its ``step(theta, grad)`` is
+        called at every update.
+    every
+        Steps of the error pass per update.
+
+    Returns
+    -------
+    (WindowGradient, int)
+        The window's loss (from the warm-up pass, before any update), the sum
+        of the applied gradients and the diagnostics; and the number of
+        updates made.
+
+    Raises
+    ------
+    ConfigError
+        For a network of more than one layer.
+    NumericalError
+        When FPTT meets a singular recurrent Jacobian.
+    """
+    if net.layers != 1:
+        raise ConfigError(
+            f"online updates run on one recurrent layer, got {net.layers} "
+            "layers: a lower layer's error pass comes after the upper layers' "
+            "updates would have changed its errors; use learning.online: false",
+            key="learning.online",
         )
-    signals, state, delta, jac_prod = buffers
-    residual = np.zeros((net.layers, spec.state_size))
-    g_end = np.zeros((net.layers, spec.state_size))
-    peaks = np.zeros((net.layers, 2))
-    status, layer, warming, loss, correct, counted = _stream.window(
-        arith.ar,
-        spec.code,
-        spec.state_size,
-        code,
-        theta,
-        _offsets(net.cell_slices),
-        _offsets(net.block_slices),
-        _offsets([net.readout_slice])[0],
-        net.width,
-        net.mlp_hidden,
-        inputs,
-        labels,
-        targets,
-        np.ascontiguousarray(window.mask, dtype=np.float64),
-        classify,
-        grad,
-        signals,
-        state,
-        delta,
-        jac_prod,
-        residual,
-        g_end,
-        peaks,
-    )
-    if status:
-        phase = "warm-up" if warming else "error"
-        _raise_if_singular(status, layer, net.cells[layer], phase)
-    layers = [
-        _fptt_diagnostics(residual[k], g_end[k], peaks[k], jac_prod[k])
-        if mode == "fptt"
-        else LayerDiagnostics(mode)
-        for k, mode in enumerate(modes)
-    ]
-    return WindowGradient(float(loss), grad, int(correct), int(counted), layers)
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    if not (theta.flags.c_contiguous and theta.dtype == np.float64):
+        raise ValueError("theta must be a contiguous float64 array: it is updated")
+    run = _Schedule(net, theta, window, "fptt", None, arithmetic, buffers)
+    scratch = np.zeros(net.size)
+    loss, correct, counted = run.part(scratch, [1, 1, 0, -1, 1])
+    applied = np.zeros(net.size)
+    n_steps = window.inputs.shape[0]
+    updates = 0
+    for first in range(0, n_steps, every):
+        grad = np.zeros(net.size)
+        run.part(grad, [2, 2, first, min(first + every, n_steps), 1])
+        applied += grad
+        optimizer.step(theta, grad)
+        updates += 1
+    return WindowGradient(loss, applied, correct, counted, run.diagnostics()), updates
+
+
+class _Schedule:
+    """Parts of the device's schedule over one window, sharing its buffers."""
+
+    def __init__(self, net, theta, window, algorithm, passes, arithmetic, buffers):
+        self.net = net
+        self.modes = layer_modes(net, algorithm, passes)
+        if algorithm not in ("fptt", "spatial"):
+            raise ConfigError(
+                f"the step-by-step schedule runs fptt and spatial, got "
+                f"{algorithm!r}; bptt and rtrl run layer by layer (window_gradient)",
+                key="learning.algorithm",
+            )
+        self.arith = arithmetic or reference_arithmetic()
+        self.arith.begin_window()
+        # read only, except by the online variant, which updates it in place
+        self.theta = theta
+        self.inputs = np.ascontiguousarray(self.arith.round(codes.INPUT, window.inputs))
+        n_steps = window.inputs.shape[0]
+        self.classify = net.loss == "ce"
+        if self.classify:
+            self.labels = np.ascontiguousarray(window.targets, dtype=np.int64)
+            self.targets = np.zeros((n_steps, 1))
+        else:
+            self.labels = np.zeros(n_steps, dtype=np.int64)
+            self.targets = np.ascontiguousarray(window.targets, dtype=np.float64)
+        self.mask = np.ascontiguousarray(window.mask, dtype=np.float64)
+        self.code = np.array(
+            [_stream.FPTT if m == "fptt" else _stream.SPATIAL for m in self.modes]
+        )
+        spec = self.spec = net.cells[0]
+        if buffers is None:
+            wide = max(net.input_size, net.width)
+            buffers = (
+                np.zeros((net.layers + 1, wide)),
+                np.zeros((2, net.layers, spec.state_size)),
+                np.zeros((3, net.layers, spec.state_size)),
+                np.zeros((net.layers, spec.jacobian_size)),
+            )
+        self.buffers = buffers
+        self.residual = np.zeros((net.layers, spec.state_size))
+        self.g_end = np.zeros((net.layers, spec.state_size))
+        self.peaks = np.zeros((net.layers, 2))
+        self.at = (
+            _offsets(net.cell_slices),
+            _offsets(net.block_slices),
+            _offsets([net.readout_slice])[0],
+        )
+
+    def part(self, grad, span) -> tuple[float, int, int]:
+        """Run ``span`` (see :func:`_stream.window`), adding to ``grad``."""
+        net, spec = self.net, self.spec
+        signals, state, delta, jac_prod = self.buffers
+        status, layer, warming, loss, correct, counted = _stream.window(
+            self.arith.ar,
+            spec.code,
+            spec.state_size,
+            self.code,
+            self.theta,
+            *self.at,
+            net.width,
+            net.mlp_hidden,
+            self.inputs,
+            self.labels,
+            self.targets,
+            self.mask,
+            self.classify,
+            grad,
+            signals,
+            state,
+            delta,
+            jac_prod,
+            self.residual,
+            self.g_end,
+            self.peaks,
+            np.array(span, dtype=np.int64),
+        )
+        if status:
+            phase = "warm-up" if warming else "error"
+            _raise_if_singular(status, layer, net.cells[layer], phase)
+        return float(loss), int(correct), int(counted)
+
+    def diagnostics(self) -> list[LayerDiagnostics]:
+        """Each layer's diagnostics after the schedule's last pass."""
+        jac_prod = self.buffers[3]
+        return [
+            _fptt_diagnostics(
+                self.residual[k], self.g_end[k], self.peaks[k], jac_prod[k]
+            )
+            if mode == "fptt"
+            else LayerDiagnostics(mode)
+            for k, mode in enumerate(self.modes)
+        ]

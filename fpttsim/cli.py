@@ -211,15 +211,15 @@ def _run_summary(result: api.RunResult) -> str:
     memory, device = tr.memory, tr.device
     arena = memory["arena"]["working"]
     lines.append(
-        f"  memory             {_bytes(memory['total_bytes'])} planned, working "
-        f"peak {_bytes(arena['peak_bytes'])} of {_bytes(arena['capacity_bytes'])} "
+        f"  memory             {_size(memory['total_bytes'])} in all; working peak "
+        f"{_size(arena['peak_bytes'])} of {_bytes(arena['capacity_bytes'])} "
         f"({result.profile.name})"
     )
     timeline = device["timeline"]
     verdict = "keeps up" if timeline["keeps_up"] else "does NOT keep up"
     lines.append(
         f"  device             {verdict} at {device['rate_hz']:g} Hz: duty "
-        f"{timeline['duty_cycle']:.1%}, {timeline['windows_learned']} of "
+        f"{timeline['duty_cycle']:.2%}, {timeline['windows_learned']} of "
         f"{timeline['windows']} windows learnt, "
         f"{device['energy_per_sample_joules'] * 1e6:.3g} uJ per sample"
     )
@@ -323,6 +323,14 @@ def _profiles(args: argparse.Namespace) -> int:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         print("  ".join([*cells, row[-1]]))
     return EXIT_OK
+
+
+def _size(count: float) -> str:
+    """``259377`` as ``253.3 KiB``."""
+    for power, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if count >= 2**power:
+            return f"{count / 2**power:.1f} {unit}"
+    return f"{count:.0f} B"
 
 
 def _bytes(count: int) -> str:

@@ -58,10 +58,10 @@ def test_a_run_that_meets_nan_stops_and_keeps_its_results(tmp_path, capsys):
     assert code == 1
     assert "training.on_nan: stop" in err
     result = json.loads((out / "result.json").read_text())
-    assert result["stopped"].startswith("step 1:")
+    assert result["stopped"].startswith("window 1 (step 1):")
     assert result["steps_done"] == 0
     assert result["numerical_events"]["nonfinite_loss"] == 1
-    assert result["arithmetic_events"]["training"]["accumulator"]["nan"] > 0
+    assert result["arithmetic_events"]["learning"]["accumulator"]["nan"] > 0
 
 
 def test_skipping_nan_windows_runs_every_step(tmp_path, monkeypatch, capsys):

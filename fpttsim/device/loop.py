@@ -439,7 +439,8 @@ class Device:
             s.events[trouble] += 1
             if training.on_nan == "stop":
                 result.stopped = (
-                    f"window {k}: the window's {trouble.split('_')[1]} is not "
+                    f"window {k + 1} (step {s.updates + 1}): the window's "
+                    f"{trouble.split('_')[1]} is not "
                     "finite; the run stopped (training.on_nan: stop). See the "
                     "event counters for where values overflowed."
                 )
@@ -511,6 +512,7 @@ class Device:
             "components": breakdown(self.buffers),
             "buffers": {b.name: b.bytes for b in self.buffers},
             "total_bytes": sum(b.bytes for b in self.buffers),
+            "replay_memory": self.profile.memory.replay_memory,
             "arena": self.arena.report(),
         }
 

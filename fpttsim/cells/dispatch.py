@@ -65,14 +65,17 @@ def vjp(ar, cell, theta, h_prev, v, h, d, d_prev, grad, dv, accumulate):
 def jacobian(ar, cell, theta, h_prev, v, h, jac, unit, row):
     """Fill ``jac`` with ``J = df/dh_prev`` at ``(h_prev, v)``.
 
-    Dense Jacobians are formed row by row as ``J^T e_k`` from :func:`vjp`
-    (each entry computed as an error, then stored in the Jacobian's format);
-    ``unit`` and ``row`` are scratch vectors of the state's size.
+    The GRU's is formed row by row as ``J^T e_k`` from :func:`vjp` (each
+    entry computed as an error, then stored in the Jacobian's format); the
+    RNN's directly, with the same roundings. ``unit`` and ``row`` are scratch
+    vectors of the state's size.
     """
     if cell == LRU:
         lru.jacobian(ar, theta, h_prev, v, h, jac)
     elif cell == DIAGONAL:
         diagonal.jacobian(ar, theta, h_prev, v, h, jac)
+    elif cell == RNN:
+        rnn.jacobian(ar, theta, h_prev, v, h, jac)
     else:
         n = h.shape[0]
         unit[:] = 0.0

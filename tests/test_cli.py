@@ -593,3 +593,47 @@ def test_scenarios_lists_quickstart_and_the_gradchecks(capsys):
     names = out.splitlines()
     assert "quickstart" in names
     assert set(SHIPPED_GRADCHECKS) <= set(names)
+
+
+# The device: budget, resume --------------------------------------------------
+
+
+def test_run_over_budget_exits_1_with_the_breakdown(capsys, tmp_path):
+    code, out, err = cli(
+        capsys, "run", "quickstart", "--profile", "cortex-m4f", "--out",
+        str(tmp_path / "r"), "--set", "learning.algorithm=bptt",
+        "--set", "task.length=2000",
+    )  # fmt: skip
+    assert code == 1
+    assert "does not fit the device" in err
+    assert re.search(r"activations\s+[\d,]+ B", err)
+    assert "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+def test_run_resume_continues_to_the_same_result(capsys, tmp_path):
+    out = tmp_path / "r"
+    args = ["--set", "training.steps=20", "--set", "training.checkpoint_every=10"]
+    code, _, _ = cli(capsys, "run", "quickstart", "--out", str(out), *args)
+    assert code == 0
+    first = json.loads((out / "result.json").read_text())
+    # resuming from the last checkpoint (after the last update) redoes nothing
+    # but the final evaluation, and must give the same figures
+    code, _, err = cli(capsys, "run", "--resume", str(out))
+    assert code == 0, err
+    again = json.loads((out / "result.json").read_text())
+    assert again["final"] == first["final"]
+    assert again["resumed_from_step"] == 20
+    assert again["scenario_file"] == first["scenario_file"]
+
+
+def test_run_needs_a_scenario_or_resume(capsys):
+    code, _, err = cli(capsys, "run")
+    assert code == 2
+    assert "expected a scenario" in err and "--resume DIR" in err
+
+
+def test_resume_without_checkpoint_exits_2(capsys, tmp_path):
+    code, _, err = cli(capsys, "run", "--resume", str(tmp_path))
+    assert code == 2
+    assert "no checkpoint in" in err and "Traceback" not in err

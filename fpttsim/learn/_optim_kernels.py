@@ -41,6 +41,7 @@ import numpy as np
 
 from fpttsim.numerics import codes, kernel, quantize_value
 from fpttsim.numerics.arithmetic import add, mac, mul, rnd
+from fpttsim.numerics.quantize import block_row
 
 # Update rules and schedules, as the integer codes compiled callers pass
 ADAMW = 0
@@ -250,30 +251,14 @@ def round_weights(ar, theta, blocks, shared):
 def _round_shared(ar, x):
     """``x`` as one block of fixed-point weights sharing an exponent.
 
-    The exponent ``e >= -F`` is the smallest with every finite ``|x_i| <=
-    (2^(W-1) - 1) 2^e``, kept where ``2^-e`` and the largest value are
-    normal floats (as :func:`fpttsim.numerics.quantize_block` chooses it);
-    ``x`` is then rounded to ``fixedW.(-e)``.
+    The exponent is :func:`fpttsim.numerics.quantize.block_row`'s, as
+    :func:`fpttsim.numerics.quantize_block` chooses it; ``x`` is then
+    rounded to ``fixedW.(-e)``.
     """
     if ar is None:  # never called so; lets float64 callers compile
         return
     row = ar[codes.WEIGHTS, : codes.N_FIELDS].copy()
-    w = np.int64(row[codes.TOTAL_BITS])
-    top = 2.0 ** (w - 1) - 1.0  # the largest integer of W-bit two's complement
-    amax = 0.0
-    for i in range(x.shape[0]):
-        if math.isfinite(x[i]):
-            amax = max(amax, abs(x[i]))
-    e = -np.int64(row[codes.FRACTION_BITS])
-    if amax > 0.0:
-        # amax < 2^k: the bound holds at k - (W - 1) or one above
-        k = math.frexp(amax)[1] - (w - 1)
-        if amax > math.ldexp(top, k):
-            k += 1
-        e = min(max(e, k), 1022, 1025 - w)
-    row[codes.FRACTION_BITS] = -e
-    row[codes.EMIN] = e
-    row[codes.MAX_FINITE] = math.ldexp(top, e)
+    block_row(row, x)
 
     counts = np.zeros(codes.N_EVENTS, dtype=np.int64)
     stochastic = row[codes.ROUNDING] == codes.STOCHASTIC

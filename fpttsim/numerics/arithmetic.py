@@ -285,13 +285,16 @@ class Arithmetic:
             if not fmt.shared_exponent:
                 out[block] = self.round(quantity, out[block])
                 continue
+            counts = np.zeros(codes.N_EVENTS, dtype=np.int64)
             out[block], _ = quantize_block(
                 out[block],
                 fmt,
                 rounding=codes.ROUNDING_NAMES[int(row[codes.ROUNDING])],
                 overflow=codes.OVERFLOW_NAMES[int(row[codes.OVERFLOW])],
                 rng=self.rng,
+                counts=counts,
             )
+            self.table[quantity, codes.N_FIELDS : _FAST] += counts
         return out
 
     def fresh(self) -> Arithmetic:

@@ -514,6 +514,35 @@ def quantize(
     return out
 
 
+@kernel
+def block_row(row, x):
+    """Make ``row`` the format of the block ``x`` sharing one exponent.
+
+    ``row`` holds ``fixedW.F-shared``; on return it is ``fixedW.(-e)`` with
+    ``e`` the smallest integer, at least ``-F``, such that every finite
+    ``|x_i| <= (2^(W-1) - 1) 2^e`` (see :func:`quantize_block`). Returns
+    ``e``.
+    """
+    w = np.int64(row[codes.TOTAL_BITS])
+    largest = 2.0 ** (w - 1) - 1.0  # 2^(W-1) for W > 53 (Not supported)
+    amax = 0.0
+    for i in range(x.shape[0]):
+        if math.isfinite(x[i]):
+            amax = max(amax, abs(x[i]))
+    exponent = -np.int64(row[codes.FRACTION_BITS])
+    if amax > 0.0:
+        # amax < 2^k, so k - (W - 1) is the smallest candidate, or one more
+        candidate = np.int64(math.frexp(amax)[1]) - (w - 1)
+        if amax > math.ldexp(largest, candidate):
+            candidate += 1
+        # 2^-e must be normal and (2^(W-1) - 1) 2^e finite
+        exponent = min(max(exponent, candidate), 1022, 1025 - w)
+    row[codes.FRACTION_BITS] = -exponent
+    row[codes.EMIN] = exponent
+    row[codes.MAX_FINITE] = math.ldexp(largest, exponent)
+    return exponent
+
+
 def quantize_block(
     x,
     fmt,
@@ -571,23 +600,7 @@ def quantize_block(
     values = _as_values(x)
     counts = _as_counts(counts)
     u = _uniforms(rounding, rng, values.size)
-
-    w = fmt.total_bits
-    largest = float(2 ** (w - 1) - 1)  # 2**(W-1) for W > 53 (Not supported)
-    finite = np.abs(values[np.isfinite(values)])
-    amax = float(finite.max()) if finite.size else 0.0
-    exponent = -fmt.fraction_bits
-    if amax > 0.0:
-        # amax < 2**k, so k - (W-1) is the smallest candidate, or one more
-        candidate = math.frexp(amax)[1] - (w - 1)
-        if amax > math.ldexp(largest, candidate):
-            candidate += 1
-        # 2**-e must be normal and (2**(W-1) - 1) * 2**e finite
-        exponent = min(max(exponent, candidate), 1022, 1025 - w)
-
-    row[codes.FRACTION_BITS] = -exponent
-    row[codes.EMIN] = exponent
-    row[codes.MAX_FINITE] = math.ldexp(largest, exponent)
+    exponent = int(block_row(row, values.reshape(-1)))
     out = np.empty(values.shape, dtype=np.float64)
     _quantize_array(values.reshape(-1), row, u, counts, out.reshape(-1))
     return out, exponent

@@ -63,6 +63,35 @@ def _warm_up_passes(modes):
 
 
 @kernel
+def _columns(theta, block_at, size, d_in, width, hidden_ff):
+    """Each layer's block weights by columns (:func:`block.weight_columns`)."""
+    out = []
+    for layer in range(block_at.shape[0]):
+        n_in = d_in if layer == 0 else width
+        part = theta[block_at[layer, 0] : block_at[layer, 1]]
+        out.append(block.weight_columns(part, size, n_in, width, hidden_ff))
+    return out
+
+
+@kernel
+def _layer_forward(
+    ar, cell, theta, cell_at, block_at, columns, layer, u, h_prev, h, o, scratch
+):
+    """One layer's step, ``h = f(h_prev, u)``, and its block's output ``o``.
+
+    ``scratch`` is ``(y, m, a1, q, tmp)`` of :func:`block.forward_step`.
+    """
+    y, m, a1, q, tmp = scratch
+    cell_theta = theta[cell_at[layer, 0] : cell_at[layer, 1]]
+    dispatch.step(ar, cell, cell_theta, h_prev, u, h)
+    block_theta = theta[block_at[layer, 0] : block_at[layer, 1]]
+    width, hidden_ff = o.shape[0], a1.shape[0]
+    block.forward_step(
+        ar, block_theta, columns[layer], u, h, width, hidden_ff, y, m, a1, q, o, tmp
+    )
+
+
+@kernel
 def window(
     ar,
     cell,
@@ -152,11 +181,8 @@ def window(
     junk = np.empty(grad.shape[0])
     scratch = block.backward_scratch(size, wide, width, hidden_ff)
     y, m, a1, q, _, _, _, _, _, tmp = scratch
-    columns = []
-    for layer in range(n_layers):
-        n_in = d_in if layer == 0 else width
-        part = theta[block_at[layer, 0] : block_at[layer, 1]]
-        columns.append(block.weight_columns(part, size, n_in, width, hidden_ff))
+    forward_scratch = (y, m, a1, q, tmp)
+    columns = _columns(theta, block_at, size, d_in, width, hidden_ff)
 
     loss = 0.0
     correct = 0
@@ -185,24 +211,19 @@ def window(
             for layer in range(n_layers):
                 n_in = d_in if layer == 0 else width
                 h_prev[layer] = h[layer]
-                cell_theta = theta[cell_at[layer, 0] : cell_at[layer, 1]]
-                dispatch.step(
-                    ar, cell, cell_theta, h_prev[layer], u[layer, :n_in], h[layer]
-                )
-                block.forward_step(
+                _layer_forward(
                     ar,
-                    theta[block_at[layer, 0] : block_at[layer, 1]],
-                    columns[layer],
+                    cell,
+                    theta,
+                    cell_at,
+                    block_at,
+                    columns,
+                    layer,
                     u[layer, :n_in],
+                    h_prev[layer],
                     h[layer],
-                    width,
-                    hidden_ff,
-                    y,
-                    m,
-                    a1,
-                    q,
                     u[layer + 1, :width],
-                    tmp,
+                    forward_scratch,
                 )
 
             # the readout's error
@@ -354,17 +375,15 @@ def infer(
     n_steps, d_in = inputs.shape
     n_out = (readout_at[1] - readout_at[0]) // (width + 1)
     z = np.empty(n_out)
-    y = np.empty(width)
-    m = np.empty(width)
-    a1 = np.empty(hidden_ff)
-    q = np.empty(hidden_ff)
-    tmp = np.empty(max(width, hidden_ff))
-    columns = []
-    for k in range(2):
-        for layer in range(n_layers):
-            n_in = d_in if layer == 0 else width
-            part = thetas[k, block_at[layer, 0] : block_at[layer, 1]]
-            columns.append(block.weight_columns(part, size, n_in, width, hidden_ff))
+    scratch = (
+        np.empty(width),
+        np.empty(width),
+        np.empty(hidden_ff),
+        np.empty(hidden_ff),
+        np.empty(max(width, hidden_ff)),
+    )
+    before = _columns(thetas[0], block_at, size, d_in, width, hidden_ff)
+    after = _columns(thetas[1], block_at, size, d_in, width, hidden_ff)
     h_prev = np.empty(size)
     state[:] = 0.0
     loss = 0.0
@@ -375,25 +394,20 @@ def infer(
         signals[0, :d_in] = inputs[t]
         for layer in range(n_layers):
             n_in = d_in if layer == 0 else width
-            src = signals[layer % 2]
-            dst = signals[(layer + 1) % 2]
             h_prev[:] = state[layer]
-            cell_theta = theta[cell_at[layer, 0] : cell_at[layer, 1]]
-            dispatch.step(ar, cell, cell_theta, h_prev, src[:n_in], state[layer])
-            block.forward_step(
+            _layer_forward(
                 ar,
-                theta[block_at[layer, 0] : block_at[layer, 1]],
-                columns[k * n_layers + layer],
-                src[:n_in],
+                cell,
+                theta,
+                cell_at,
+                block_at,
+                before if k == 0 else after,
+                layer,
+                signals[layer % 2, :n_in],
+                h_prev,
                 state[layer],
-                width,
-                hidden_ff,
-                y,
-                m,
-                a1,
-                q,
-                dst[:width],
-                tmp,
+                signals[(layer + 1) % 2, :width],
+                scratch,
             )
         if mask[t] != 0.0:
             l_t, hit = readout.predict_step(

@@ -45,7 +45,7 @@ from fpttsim.learn import (
     stream_online,
     window_gradient,
 )
-from fpttsim.learn.engine import reference_arithmetic
+from fpttsim.learn.engine import part_offsets, reference_arithmetic, step_targets
 from fpttsim.numerics import codes
 from fpttsim.numerics.arithmetic import Arithmetic
 
@@ -105,18 +105,6 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (na * nb))
 
 
-class _Offsets:
-    """Where each part of the network sits in the flat parameter vector."""
-
-    def __init__(self, net) -> None:
-        def at(slices):
-            return np.array([[s.start, s.stop] for s in slices], dtype=np.int64)
-
-        self.cell = at(net.cell_slices)
-        self.block = at(net.block_slices)
-        self.readout = at([net.readout_slice])[0]
-
-
 class Device:
     """A device learning a scenario's task from its stream.
 
@@ -172,17 +160,16 @@ class Device:
         self.arith = Arithmetic.from_profile(profile, scenario.seed)
         self.inference_arith = self.arith.fresh()
         self.evaluation_arith = self.arith.fresh()
-        self.blocks = net.stored_weights()
         self.theta = self.mem["weights"]
         self.theta[:] = self.arith.round_blocks(
-            codes.WEIGHTS, experiment.theta, self.blocks
+            codes.WEIGHTS, experiment.theta, net.stored_weights()
         )
         horizon = training.steps  # updates; online: every few steps of a window
         if learning.online:
             horizon *= math.ceil(self.length / learning.online_every)
         self.optimizer = Optimizer.from_config(learning, net, horizon, self.arith)
         self._bind_optimizer()
-        self.offsets = _Offsets(net)
+        self.offsets = part_offsets(net)
         spec = net.cells[0]
         self._learner_buffers = (
             self.mem["learner.signals"],
@@ -202,7 +189,6 @@ class Device:
 
         # the device's time and energy, from the counted work
         cost = CostModel(net, profile)
-        self.cost = cost
         self.work = {
             "inference_sample": cost.inference_sample(),
             "window": cost.window(self.algorithm, self.length, masked, self.modes),
@@ -225,7 +211,7 @@ class Device:
         self.clock = Clock(
             self.length,
             scenario.device.rate_hz,
-            self.work["inference_sample"].seconds(profile),
+            infer_s,
             self.work["window"].seconds(profile),
             self.work["update"].seconds(profile),
             training.batch,
@@ -283,7 +269,7 @@ class Device:
         net = self.net
         arith = arith or self.inference_arith
         arith.begin_window()
-        labels, targets = _targets(net, window)
+        labels, targets = step_targets(net, window)
         loss, correct = _stream.infer(
             arith.ar,
             net.cells[0].code,
@@ -291,9 +277,7 @@ class Device:
             net.layers,
             thetas,
             switch,
-            self.offsets.cell,
-            self.offsets.block,
-            self.offsets.readout,
+            *self.offsets,
             net.width,
             net.mlp_hidden,
             np.ascontiguousarray(inputs),
@@ -669,16 +653,6 @@ def _plain(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"cannot save {type(value).__name__} in a checkpoint")
-
-
-def _targets(net, window) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and targets as compiled code takes them, one row per step."""
-    n_steps = window.inputs.shape[0]
-    if net.loss == "ce":
-        labels = np.ascontiguousarray(window.targets, dtype=np.int64)
-        return labels, np.zeros((n_steps, 1))
-    targets = np.ascontiguousarray(window.targets, dtype=np.float64)
-    return np.zeros(n_steps, dtype=np.int64), targets
 
 
 def _nonfinite(wg) -> str | None:

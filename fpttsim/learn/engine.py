@@ -304,8 +304,31 @@ def _raise_if_singular(status: int, layer: int, spec, phase: str) -> None:
     )
 
 
-def _offsets(slices: list[slice]) -> np.ndarray:
-    return np.array([[s.start, s.stop] for s in slices], dtype=np.int64)
+def part_offsets(net: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``[start, stop)`` of each layer's cell and block, and of the readout.
+
+    As the compiled schedules take them: ``(L, 2)``, ``(L, 2)`` and ``(2,)``
+    int64 arrays of offsets into the flat parameter vector.
+    """
+
+    def at(slices):
+        return np.array([[s.start, s.stop] for s in slices], dtype=np.int64)
+
+    return at(net.cell_slices), at(net.block_slices), at([net.readout_slice])[0]
+
+
+def step_targets(net: Network, window) -> tuple[np.ndarray, np.ndarray]:
+    """A window's labels ``(T,)`` and targets ``(T, O)``, as kernels take them.
+
+    The one the loss does not use is zeros of the same number of steps, so
+    that a kernel may index both at any step.
+    """
+    n_steps = window.inputs.shape[0]
+    if net.loss == "ce":
+        labels = np.ascontiguousarray(window.targets, dtype=np.int64)
+        return labels, np.zeros((n_steps, 1))
+    targets = np.ascontiguousarray(window.targets, dtype=np.float64)
+    return np.zeros(n_steps, dtype=np.int64), targets
 
 
 def stream_gradient(
@@ -439,14 +462,8 @@ class _Schedule:
         # read only, except by the online variant, which updates it in place
         self.theta = theta
         self.inputs = np.ascontiguousarray(self.arith.round(codes.INPUT, window.inputs))
-        n_steps = window.inputs.shape[0]
         self.classify = net.loss == "ce"
-        if self.classify:
-            self.labels = np.ascontiguousarray(window.targets, dtype=np.int64)
-            self.targets = np.zeros((n_steps, 1))
-        else:
-            self.labels = np.zeros(n_steps, dtype=np.int64)
-            self.targets = np.ascontiguousarray(window.targets, dtype=np.float64)
+        self.labels, self.targets = step_targets(net, window)
         self.mask = np.ascontiguousarray(window.mask, dtype=np.float64)
         self.code = np.array(
             [_stream.FPTT if m == "fptt" else _stream.SPATIAL for m in self.modes]
@@ -464,11 +481,7 @@ class _Schedule:
         self.residual = np.zeros((net.layers, spec.state_size))
         self.g_end = np.zeros((net.layers, spec.state_size))
         self.peaks = np.zeros((net.layers, 2))
-        self.at = (
-            _offsets(net.cell_slices),
-            _offsets(net.block_slices),
-            _offsets([net.readout_slice])[0],
-        )
+        self.at = part_offsets(net)
 
     def part(self, grad, span) -> tuple[float, int, int]:
         """Run ``span`` (see :func:`_stream.window`), adding to ``grad``."""

@@ -8,10 +8,17 @@ through time, and trains with it online.
 
 from fpttsim.api import RunResult, gradcheck, load_profile, load_scenario, run
 from fpttsim.config import Profile, Scenario
-from fpttsim.errors import CheckFailed, ConfigError, FpttsimError, NumericalError
+from fpttsim.errors import (
+    BudgetError,
+    CheckFailed,
+    ConfigError,
+    FpttsimError,
+    NumericalError,
+)
 from fpttsim.gradcheck import GradcheckResult
 
 __all__ = [
+    "BudgetError",
     "CheckFailed",
     "ConfigError",
     "FpttsimError",

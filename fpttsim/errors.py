@@ -2,8 +2,9 @@
 
 The command line turns each into an exit code: :class:`ConfigError` into 2
 (bad input), :class:`CheckFailed` into 1 (the simulation ran but a check
-failed). :class:`NumericalError` is raised where a computation cannot go on
-(a singular Jacobian, say) and also exits with 1.
+failed; :class:`BudgetError`, a scenario that does not fit the device's
+memory, is one). :class:`NumericalError` is raised where a computation
+cannot go on (a singular Jacobian, say) and also exits with 1.
 """
 
 from __future__ import annotations
@@ -57,3 +58,22 @@ class NumericalError(FpttsimError, ArithmeticError):
 
 class CheckFailed(FpttsimError):
     """The simulation ran, but a check the user asked for did not pass."""
+
+
+class BudgetError(CheckFailed):
+    """A scenario does not fit the device's memory.
+
+    Raised before the simulation starts; the command line exits with 1.
+
+    Attributes
+    ----------
+    breakdown
+        Bytes by component of what was asked for.
+    over
+        Bytes over the budget, by memory (``"working"``, ``"replay"``).
+    """
+
+    def __init__(self, message: str, breakdown: dict, over: dict) -> None:
+        super().__init__(message)
+        self.breakdown = breakdown
+        self.over = over

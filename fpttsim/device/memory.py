@@ -27,12 +27,11 @@ A shared exponent (``fixed8.7-shared``) costs one byte per parameter array.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from fpttsim.errors import CheckFailed
+from fpttsim.errors import BudgetError
 from fpttsim.numerics import codes
 from fpttsim.numerics.formats import parse_format
 
@@ -52,23 +51,6 @@ COMPONENTS = (
 WORKING, REPLAY = "working", "replay"
 
 SHARED_EXPONENT_BITS = 8  # one byte per block: Lava's weight_exp fits in it
-
-
-class BudgetError(CheckFailed):
-    """A scenario does not fit the device's memory.
-
-    Attributes
-    ----------
-    breakdown
-        Bytes by component of what was asked for.
-    over
-        Bytes over the budget, by memory (``"working"``, ``"replay"``).
-    """
-
-    def __init__(self, message: str, breakdown: dict, over: dict) -> None:
-        super().__init__(message)
-        self.breakdown = breakdown
-        self.over = over
 
 
 @dataclass(frozen=True)
@@ -287,7 +269,6 @@ class Arena:
     used: dict = field(default_factory=lambda: {WORKING: 0, REPLAY: 0})
     peak: dict = field(default_factory=lambda: {WORKING: 0, REPLAY: 0})
     held: dict = field(default_factory=dict)
-    _by_component: dict = field(default_factory=lambda: defaultdict(int))
 
     @classmethod
     def for_profile(cls, profile) -> Arena:

@@ -165,8 +165,15 @@ def plan(
         "activation",
         shape=(n_layers + 1, wide),
     )
+    # each layer's block intermediates (normalised output, MLP pre-activation
+    # and activation, 1 / std) from its forward step to its errors, and two
+    # vectors of scratch
+    per_layer = net.width + 2 * net.mlp_hidden + 1
     add(
-        "learner.block", "activations", 3 * net.width + 2 * net.mlp_hidden, "activation"
+        "learner.block",
+        "activations",
+        n_layers * per_layer + 2 * net.width,
+        "activation",
     )
     add(
         "learner.step_errors",

@@ -79,14 +79,15 @@ def _layer_forward(
 ):
     """One layer's step, ``h = f(h_prev, u)``, and its block's output ``o``.
 
-    ``scratch`` is ``(y, m, a1, q, tmp)`` of :func:`block.forward_step`.
+    ``scratch`` is ``(y, m, a1, q, tmp)`` of :func:`block.forward_step`, which
+    keep the block's intermediates; returns its ``inv_std``.
     """
     y, m, a1, q, tmp = scratch
     cell_theta = theta[cell_at[layer, 0] : cell_at[layer, 1]]
     dispatch.step(ar, cell, cell_theta, h_prev, u, h)
     block_theta = theta[block_at[layer, 0] : block_at[layer, 1]]
     width, hidden_ff = o.shape[0], a1.shape[0]
-    block.forward_step(
+    return block.forward_step(
         ar, block_theta, columns[layer], u, h, width, hidden_ff, y, m, a1, q, o, tmp
     )
 
@@ -180,8 +181,12 @@ def window(
     dz = np.empty(n_out)
     junk = np.empty(grad.shape[0])
     scratch = block.backward_scratch(size, wide, width, hidden_ff)
-    y, m, a1, q, _, _, _, _, _, tmp = scratch
-    forward_scratch = (y, m, a1, q, tmp)
+    y, _, _, _, _, _, _, _, _, tmp = scratch
+    # each layer's block intermediates, from its forward step to its errors
+    kept_m = np.empty((n_layers, width))
+    kept_a1 = np.empty((n_layers, hidden_ff))
+    kept_q = np.empty((n_layers, hidden_ff))
+    inv_std = np.empty(n_layers)
     columns = _columns(theta, block_at, size, d_in, width, hidden_ff)
 
     loss = 0.0
@@ -211,7 +216,7 @@ def window(
             for layer in range(n_layers):
                 n_in = d_in if layer == 0 else width
                 h_prev[layer] = h[layer]
-                _layer_forward(
+                inv_std[layer] = _layer_forward(
                     ar,
                     cell,
                     theta,
@@ -223,7 +228,7 @@ def window(
                     h_prev[layer],
                     h[layer],
                     u[layer + 1, :width],
-                    forward_scratch,
+                    (y, kept_m[layer], kept_a1[layer], kept_q[layer], tmp),
                 )
 
             # the readout's error
@@ -271,10 +276,9 @@ def window(
                 else:
                     first = p == passes
                 out = grad if first else junk
-                block.backward_step(
+                block.backward_from(
                     ar,
                     theta[block_at[layer, 0] : block_at[layer, 1]],
-                    columns[layer],
                     u[layer, :n_in],
                     h[layer],
                     e,
@@ -282,6 +286,10 @@ def window(
                     out[block_at[layer, 0] : block_at[layer, 1]],
                     g,
                     du[:n_in],
+                    kept_m[layer],
+                    kept_a1[layer],
+                    kept_q[layer],
+                    inv_std[layer],
                     scratch,
                 )
                 cell_theta = theta[cell_at[layer, 0] : cell_at[layer, 1]]

@@ -219,7 +219,27 @@ def backward_step(ar, theta, w_t, u_t, h_t, et, hidden_ff, grad, g_t, du_t, scra
 
     ``w_t`` holds the weights' columns (:func:`weight_columns`), ``scratch``
     comes from :func:`backward_scratch`. The forward step is recomputed for
-    its intermediates. Layer normalisation::
+    its intermediates, then :func:`backward_from` runs.
+    """
+    width = et.shape[0]
+    y, m, a1, q, o, _, _, _, _, tmp = scratch
+    inv_std = forward_step(
+        ar, theta, w_t, u_t, h_t, width, hidden_ff, y, m, a1, q, o, tmp
+    )
+    backward_from(
+        ar, theta, u_t, h_t, et, hidden_ff, grad, g_t, du_t, m, a1, q, inv_std, scratch
+    )
+
+
+@kernel
+def backward_from(
+    ar, theta, u_t, h_t, et, hidden_ff, grad, g_t, du_t, m, a1, q, inv_std, scratch
+):
+    r""":func:`backward_step` from the forward step's intermediates.
+
+    ``m``, ``a1``, ``q`` and ``inv_std`` are what :func:`forward_step` left
+    for this step (the normalised output, the MLP's pre-activation and
+    activation, ``1 / sqrt(var + eps)``). Layer normalisation::
 
         dL/dy = inv_std (dL/dm - mean(dL/dm) - m mean(dL/dm * m))
     """
@@ -227,10 +247,7 @@ def backward_step(ar, theta, w_t, u_t, h_t, et, hidden_ff, grad, g_t, du_t, scra
     s = h_t.shape[0]
     i = u_t.shape[0]
     c0, d0, w1, b1, w2, b2 = _offsets(s, i, width, hidden_ff)
-    y, m, a1, q, o, da1, dm, dmm, dy, tmp = scratch
-    inv_std = forward_step(
-        ar, theta, w_t, u_t, h_t, width, hidden_ff, y, m, a1, q, o, tmp
-    )
+    _, _, _, _, _, da1, dm, dmm, dy, tmp = scratch
 
     # second linear layer and activation
     for r in range(width):

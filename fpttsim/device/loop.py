@@ -345,9 +345,7 @@ class Device:
         """
         training = self.scenario.training
         net = self.net
-        s = _State()
-        s.grad = np.zeros(net.size)
-        s.interval = _Interval(net.loss == "ce")
+        s = _State(net.size, net.loss == "ce")
         result = DeviceResult(numerical_events=s.events)
         if resume:
             s = self._restore(Path(checkpoint_dir), result)
@@ -456,10 +454,8 @@ class Device:
             on_step(s.updates, row or (s.rows[-1] if s.rows else {}))
         every = training.checkpoint_every
         if checkpoint_dir is not None and every and s.updates % every == 0:
-            s.window += 1  # this window is done
             s.seconds = time.perf_counter() - start
-            self._save(Path(checkpoint_dir), s)
-            s.window -= 1
+            self._save(Path(checkpoint_dir), s, windows_done=k + 1)
 
     def _row(self, s, k, start) -> dict | None:
         """The logged row after an update, when one is due."""
@@ -528,7 +524,7 @@ class Device:
         }
 
     # ---- checkpoints
-    def _save(self, folder: Path, s) -> None:
+    def _save(self, folder: Path, s, windows_done: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         arrays = {
             "theta": self.theta,
@@ -546,7 +542,7 @@ class Device:
             "scenario": self.scenario.model_dump(mode="json"),
             "scenario_file": self.scenario.source,
             "profile": self.profile.model_dump(mode="json"),
-            "window": s.window,
+            "window": windows_done,
             "updates": s.updates,
             "applied": s.applied,
             "pending_window": s.pending_window,
@@ -605,8 +601,8 @@ class Device:
                     if key.startswith("clock.")
                 }
             )
-            s = _State()
-            s.grad = data["grad"].copy()
+            s = _State(self.net.size, self.net.loss == "ce")
+            s.grad[:] = data["grad"]
             pending = data["pending"]
             s.pending = pending.copy() if pending.size else None
         self.arith.rng.bit_generator.state = meta["rng"]["learning"]
@@ -620,7 +616,6 @@ class Device:
         s.rows = meta["rows"]
         s.events = meta["events"]
         s.initial = meta["initial"]
-        s.interval = _Interval(self.net.loss == "ce")
         s.interval.__dict__.update(meta["interval"])
         result.resumed_from = s.updates
         return s
@@ -667,11 +662,11 @@ def _nonfinite(wg) -> str | None:
 class _State:
     """What the loop carries from window to window (and checkpoints)."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int, classification: bool) -> None:
         self.window = 0
         self.updates = 0
         self.applied = 0
-        self.grad: np.ndarray | float = 0.0
+        self.grad = np.zeros(size)
         self.pending: np.ndarray | None = None
         self.pending_window = -1
         self.seconds = 0.0
@@ -682,7 +677,7 @@ class _State:
             "singular_jacobian": 0,
         }
         self.initial: dict = {}
-        self.interval: _Interval | None = None
+        self.interval = _Interval(classification)
         self.last = None
 
 

@@ -383,7 +383,8 @@ class ModelConfig(BaseModel):
         Hidden size of each layer's MLP; None means ``2 * width``.
     r_min, r_max
         Range of the eigenvalue moduli at initialisation,
-        ``0 < r_min <= r_max < 1``.
+        ``0 <= r_min <= r_max < 1`` (a modulus drawn from the range is
+        almost surely positive, so ``r_min = 0`` is allowed).
     max_phase
         Range of the eigenvalue phases at initialisation, in ``(0, 2 pi]``.
     """
@@ -395,7 +396,7 @@ class ModelConfig(BaseModel):
     hidden: Annotated[Int, Field(ge=1)] = 32
     width: Annotated[Int, Field(ge=1)] | None = None
     mlp_hidden: Annotated[Int, Field(ge=1)] | None = None
-    r_min: Annotated[Float, Field(gt=0, lt=1)] = 0.9
+    r_min: Annotated[Float, Field(ge=0, lt=1)] = 0.9
     r_max: Annotated[Float, Field(gt=0, lt=1)] = 0.999
     max_phase: Annotated[Float, Field(gt=0, le=2 * math.pi)] = 2 * math.pi
 

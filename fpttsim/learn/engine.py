@@ -63,6 +63,28 @@ class LayerDiagnostics:
 
 
 @dataclass
+class LayerTrace:
+    """What one layer computed over a window, kept for analysis.
+
+    Attributes
+    ----------
+    inputs
+        The layer's inputs ``u``, ``(T, I)``.
+    states
+        Its states ``h``, ``(T + 1, S)`` with ``h[0] = 0``.
+    errors
+        The instantaneous errors ``g`` on its state, ``(T + 1, S)``.
+    deltas
+        BPTT's total errors ``delta``, ``(T + 1, S)``; None for other modes.
+    """
+
+    inputs: np.ndarray
+    states: np.ndarray
+    errors: np.ndarray
+    deltas: np.ndarray | None = None
+
+
+@dataclass
 class WindowGradient:
     """Loss and gradient of one window."""
 
@@ -71,6 +93,7 @@ class WindowGradient:
     correct: int
     counted: int
     layers: list[LayerDiagnostics] = field(default_factory=list)
+    traces: list[LayerTrace] | None = None
 
 
 def layer_modes(net: Network, algorithm: str, passes: int | None = None) -> list[str]:
@@ -187,6 +210,7 @@ def window_gradient(
     algorithm: str,
     passes: int | None = None,
     arithmetic: Arithmetic | None = None,
+    trace: bool = False,
 ) -> WindowGradient:
     """Loss and gradient of one window with ``algorithm``.
 
@@ -205,6 +229,9 @@ def window_gradient(
     arithmetic
         The device's number formats; None for float64 throughout. Its event
         counters grow with what this window's rounding met.
+    trace
+        Keep each layer's inputs, states, instantaneous errors and (BPTT's)
+        total errors in ``traces``, bottom layer first.
 
     Raises
     ------
@@ -221,6 +248,7 @@ def window_gradient(
     loss, correct, counted, e = _readout(net, theta, o, window, grad, ar)
 
     diagnostics: list[LayerDiagnostics] = [None] * net.layers  # type: ignore[list-item]
+    traces: list[LayerTrace] = [None] * net.layers  # type: ignore[list-item]
     for layer in range(net.layers - 1, -1, -1):
         spec = net.cells[layer]
         u, h = us[layer], hs[layer]
@@ -237,19 +265,28 @@ def window_gradient(
         # the cell: temporal credit assignment
         theta_cell = theta[net.cell_slices[layer]]
         g_cell = np.zeros(theta_cell.size)
+        delta = np.empty_like(h) if trace and modes[layer] == "bptt" else None
         diagnostics[layer] = _credit(
-            ar, spec, modes[layer], theta_cell, u, h, g, g_cell, du, layer
+            ar, spec, modes[layer], theta_cell, u, h, g, g_cell, du, layer, delta
         )
         grad[net.cell_slices[layer]] = g_cell
+        traces[layer] = LayerTrace(u, h, g, delta)
         e = du
 
-    return WindowGradient(loss, grad, correct, counted, diagnostics)
+    return WindowGradient(
+        loss, grad, correct, counted, diagnostics, traces if trace else None
+    )
 
 
-def _credit(ar, spec, mode, theta_cell, u, h, g, grad, du, layer) -> LayerDiagnostics:
-    """Run one layer's algorithm; adds to ``grad`` and ``du``."""
+def _credit(
+    ar, spec, mode, theta_cell, u, h, g, grad, du, layer, delta=None
+) -> LayerDiagnostics:
+    """Run one layer's algorithm; adds to ``grad`` and ``du``.
+
+    BPTT writes its total errors into ``delta`` when given.
+    """
     if mode == "bptt":
-        delta = np.empty_like(h)
+        delta = np.empty_like(h) if delta is None else delta
         _kernels.bptt(ar, spec.code, theta_cell, u, h, g, grad, du, delta)
         return LayerDiagnostics(mode)
     if mode == "spatial":

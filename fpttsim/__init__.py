@@ -6,7 +6,15 @@ sequence length. fpttsim simulates it, checks it against backpropagation
 through time, and trains with it online.
 """
 
-from fpttsim.api import RunResult, gradcheck, load_profile, load_scenario, run
+from fpttsim.api import (
+    RunResult,
+    budget,
+    gradcheck,
+    load_profile,
+    load_scenario,
+    run,
+)
+from fpttsim.budget import BudgetResult
 from fpttsim.config import Profile, Scenario
 from fpttsim.errors import (
     BudgetError,
@@ -19,6 +27,7 @@ from fpttsim.gradcheck import GradcheckResult
 
 __all__ = [
     "BudgetError",
+    "BudgetResult",
     "CheckFailed",
     "ConfigError",
     "FpttsimError",
@@ -27,6 +36,7 @@ __all__ = [
     "Profile",
     "RunResult",
     "Scenario",
+    "budget",
     "gradcheck",
     "load_profile",
     "load_scenario",

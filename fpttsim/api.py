@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from fpttsim import report
+from fpttsim.budget import BudgetResult
+from fpttsim.budget import budget as _budget
 from fpttsim.config import Profile, Scenario, load_profile, load_scenario
 from fpttsim.device import Device, DeviceResult
 from fpttsim.device.loop import read_checkpoint
@@ -246,3 +248,53 @@ __all__ = [
     "load_scenario",
     "run",
 ]
+
+
+def budget(
+    scenario: ScenarioLike,
+    overrides: Mapping[str, Any] | Sequence[str] = (),
+    *,
+    threshold: float = 0.99,
+    simulate: bool = True,
+    max_length: int = 20000,
+) -> BudgetResult:
+    """Memory, cost and precision budgets of a scenario, before training.
+
+    Parameters
+    ----------
+    scenario
+        A :class:`Scenario`, a path to a scenario file, or a shipped name.
+    overrides
+        Key-path overrides when ``scenario`` is a name or a path (a
+        ``profile`` override picks the device).
+    threshold
+        The gradient cosine FPTT must keep with the exact gradient.
+    simulate
+        Whether to check the precision prediction by simulating lengths
+        around it.
+    max_length
+        The longest window the check simulates.
+
+    Returns
+    -------
+    BudgetResult
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> short = fpttsim.budget("quickstart", {"task.length": 100}, simulate=False)
+    >>> long = fpttsim.budget("quickstart", {"task.length": 100000}, simulate=False)
+    >>> fptt = [b.algorithms["fptt"] for b in (short, long)]
+    >>> fptt[0].working_bytes == fptt[1].working_bytes
+    True
+    """
+    scenario = _scenario(scenario, overrides)
+    profile = scenario.resolve_profile()
+    with _located(scenario):
+        return _budget(
+            scenario,
+            profile,
+            threshold=threshold,
+            simulate=simulate,
+            max_length=max_length,
+        )

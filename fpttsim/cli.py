@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from datetime import datetime
@@ -75,6 +76,32 @@ def _parser() -> argparse.ArgumentParser:
         "(SCENARIO may then be left out)",
     )
     scenario_command("gradcheck", "check every algorithm's gradient against BPTT")
+    budget = scenario_command(
+        "budget",
+        "memory, cost and precision budgets of a scenario on a device, before training",
+    )
+    budget.add_argument(
+        "--threshold",
+        type=float,
+        default=0.99,
+        metavar="C",
+        help="gradient cosine FPTT must keep with the exact gradient (0.99)",
+    )
+    budget.add_argument(
+        "--no-check",
+        action="store_true",
+        help="predict only: do not simulate lengths around the prediction",
+    )
+    budget.add_argument(
+        "--max-length",
+        type=int,
+        default=20000,
+        metavar="T",
+        help="longest window the check simulates (20000)",
+    )
+    budget.add_argument(
+        "--plot", metavar="DIR", help="write memory and precision figures into DIR"
+    )
 
     profiles = commands.add_parser("profiles", help="list or show hardware profiles")
     profiles.add_argument("name", nargs="?", metavar="NAME")
@@ -284,6 +311,106 @@ def _gradcheck_table(result) -> str:
     return "\n".join(lines)
 
 
+def _budget(args: argparse.Namespace) -> int:
+    if not 0.0 < args.threshold < 1.0:
+        raise ConfigError(
+            f"expected a cosine in (0, 1), got {args.threshold}", key="--threshold"
+        )
+    if args.max_length < 1:
+        raise ConfigError(
+            f"expected a length >= 1, got {args.max_length}", key="--max-length"
+        )
+    scenario = api.load_scenario(args.scenario, _overrides(args))
+    result = api.budget(
+        scenario,
+        threshold=args.threshold,
+        simulate=not args.no_check,
+        max_length=args.max_length,
+    )
+    if args.plot:
+        result.plot(args.plot)
+    if args.json:
+        print(json.dumps(report.jsonable(result.to_dict()), indent=2))
+    else:
+        print(_budget_tables(result))
+    own = result.algorithms.get(scenario.learning.algorithm)
+    return EXIT_OK if own is None or own.fits else EXIT_CHECK_FAILED
+
+
+def _size(n: float) -> str:
+    """Bytes in the largest binary unit, one decimal."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _budget_tables(result) -> str:
+    lines = [
+        f"{result.scenario} on {result.profile}, T = {result.length}: working "
+        f"memory {_size(result.working_memory_bytes)}, replay memory "
+        f"{_size(result.replay_memory_bytes)}",
+        "",
+        f"  {'algorithm':<11}{'working':>12}{'replay':>12}{'max T':>15}"
+        f"{'us/sample':>11}{'nJ/sample':>11}  verdict",
+    ]
+    for name, alg in result.algorithms.items():
+        longest = alg.max_length_that_fits
+        longest = "any" if longest is None else f"{longest:,}"
+        per = alg.cost["per_sample"]
+        margin = alg.margin_bytes["working"]
+        verdict = (
+            f"fits, {_size(margin)} to spare"
+            if alg.fits
+            else "does NOT fit: "
+            + ", ".join(
+                f"{m} {_size(-v)} over" for m, v in alg.margin_bytes.items() if v < 0
+            )
+        )
+        if alg.note:
+            verdict += f" ({alg.note})"
+        lines.append(
+            f"  {name:<11}{_size(alg.working_bytes):>12}"
+            f"{_size(alg.replay_bytes):>12}{longest:>15}"
+            f"{per['seconds'] * 1e6:>11.3g}{per['joules'] * 1e9:>11.3g}  {verdict}"
+        )
+    pred = result.prediction
+    limit = pred.max_length
+    limit_text = "no limit" if math.isinf(limit) else f"T <= {limit:,.0f}"
+    lines += [
+        "",
+        f"  precision: FPTT keeps cosine >= {pred.threshold} "
+        f"({pred.wanted_bits:.1f} bits) up to {limit_text} (predicted; cosine "
+        f"{pred.cosine_at(pred.length):.4f} at T = {pred.length})",
+    ]
+    for i, layer in enumerate(pred.layers):
+        sp = layer.spectrum
+        lines.append(
+            f"    layer {i + 1} ({sp.cell}): min |lambda| {sp.smallest_modulus:.4g}, "
+            f"{sp.rate_bits:.3g} bits lost a step"
+        )
+    needs = []
+    for quantity, bits in pred.required.items():
+        parts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in bits.items())
+        needs.append(f"{quantity} {parts}")
+    lines.append(f"    at T = {pred.length} the formats need: " + "; ".join(needs))
+    chk = result.check
+    if chk is not None:
+        measured = chk.measured_max_length
+        measured = f"beyond {chk.max_length:,}" if measured is None else f"{measured:,}"
+        lines.append(
+            f"    measured: FPTT keeps it up to T = {measured} (against BPTT in "
+            "the same arithmetic); "
+            + ("agrees within 2x" if chk.agrees else f"DISAGREES: {chk.note}")
+        )
+        lines.append(
+            "    "
+            + "  ".join(f"T={m.length}: {m.cosine:.4f}" for m in chk.measured)
+            + "   (cosine with exact BPTT)"
+        )
+    return "\n".join(lines)
+
+
 def _profiles(args: argparse.Namespace) -> int:
     if args.name is not None:
         profile = load_profile(args.name)
@@ -349,6 +476,7 @@ def _scenarios(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "run": _run,
     "gradcheck": _gradcheck,
+    "budget": _budget,
     "profiles": _profiles,
     "scenarios": _scenarios,
 }

@@ -392,3 +392,77 @@ def plot_memory(
         ax.legend(loc="lower right")
     ax.grid(True, axis="x", alpha=0.3)
     return _save(fig, Path(out_dir) / MEMORY_PNG)
+
+
+def plot_budget(result, out_dir) -> list[Path]:
+    """The budget's two figures: memory against T, cosine against T.
+
+    Writes ``budget_memory.png`` (working-memory bytes of each algorithm
+    against the window length, with the working memory as a line) and, when
+    the prediction was checked, ``budget_precision.png`` (the measured and
+    predicted gradient cosines against the length, with the threshold and
+    the predicted limit).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    lengths = np.unique(np.geomspace(1, max(10 * result.length, 10_000), 60).round())
+    fig = _figure()
+    ax = fig.add_subplot()
+    for name, build in result.memory_curves.items():
+        used = []
+        for n in lengths:
+            buffers = build(int(n))
+            used.append(sum(b.bytes for b in buffers if b.memory == "working"))
+        ax.loglog(lengths, used, label=name)
+    ax.axhline(
+        result.working_memory_bytes,
+        color="black",
+        linestyle="--",
+        label="working memory",
+    )
+    ax.axvline(result.length, color="grey", linewidth=0.8)
+    written.append(
+        _finish(ax, "working memory used (bytes)", "memory against T", result, out_dir)
+    )
+    if result.check is None:
+        return written
+    measured = result.check.measured
+    xs = [m.length for m in measured]
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.semilogx(xs, [m.cosine for m in measured], "o-", label="FPTT vs exact BPTT")
+    ax.semilogx(
+        xs,
+        [m.cosine_same_arithmetic for m in measured],
+        "s-",
+        label="FPTT vs BPTT, same arithmetic",
+    )
+    ax.semilogx(xs, [m.bptt_cosine for m in measured], "^:", label="BPTT vs exact")
+    grid = np.unique(np.geomspace(max(1, min(xs)), max(xs), 200).round())
+    ax.semilogx(
+        grid,
+        [result.prediction.cosine_at(n) for n in grid],
+        color="black",
+        linewidth=1,
+        label="model",
+    )
+    ax.axhline(result.prediction.threshold, color="grey", linestyle="--")
+    limit = result.prediction.max_length
+    if math.isfinite(limit) and limit > 0:
+        ax.axvline(
+            limit, color="red", linestyle="--", label=f"predicted limit {limit:.0f}"
+        )
+    written.append(_finish(ax, "gradient cosine", "FPTT's precision", result, out_dir))
+    return written
+
+
+def _finish(ax, ylabel: str, what: str, result, out_dir: Path) -> Path:
+    """Label a budget figure against T and write it."""
+    ax.set_xlabel("window length T (steps)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{result.scenario} on {result.profile}: {what}")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    name = "budget_memory.png" if "memory" in what else "budget_precision.png"
+    return _save(ax.figure, out_dir / name)

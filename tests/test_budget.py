@@ -1,0 +1,217 @@
+"""``fpttsim budget``: memory against the device's arena, cost, precision.
+
+The memory figures are checked against what the device actually allocates;
+the spectrum against the LRU's eigenvalues and, for a dense cell, against the
+identity that Lyapunov exponents sum to the mean log-determinant; the
+precision prediction against simulation.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import fpttsim
+from fpttsim.cli import main
+from fpttsim.config import load_profile, load_scenario
+from fpttsim.device import Device
+from fpttsim.experiment import prepare
+from fpttsim.learn.engine import window_gradient
+from fpttsim.precision import (
+    check,
+    cosine,
+    predict,
+    spectrum,
+    wanted_bits,
+    windows_at,
+)
+
+
+@pytest.mark.parametrize("algorithm", ["fptt", "bptt", "spatial"])
+def test_budget_bytes_are_what_the_device_arena_allocates(algorithm):
+    overrides = {"profile": "cortex-m4f", "learning.algorithm": algorithm}
+    scenario = load_scenario("quickstart", overrides)
+    result = fpttsim.budget(scenario, simulate=False)
+    device = Device(scenario, scenario.resolve_profile())
+    report = device.memory_report()
+    budgeted = result.algorithms[algorithm]
+    assert budgeted.bytes == report["components"]
+    arena = report["arena"]
+    assert budgeted.working_bytes == arena["working"]["peak_bytes"]
+    assert budgeted.replay_bytes == arena["replay"]["peak_bytes"]
+
+
+def test_fptt_memory_stays_while_bptt_grows_with_the_length():
+    def working(length):
+        out = fpttsim.budget("quickstart", {"task.length": length}, simulate=False)
+        return {
+            k: a.total_bytes - a.replay_bytes for k, a in out.algorithms.items()
+        }, out
+
+    short, short_result = working(100)
+    long, long_result = working(100_000)
+    assert short["fptt"] == long["fptt"]
+    tape = [
+        r.algorithms["bptt"].bytes["activations"] for r in (short_result, long_result)
+    ]
+    fixed = short_result.algorithms["spatial"].bytes["activations"]
+    # BPTT's tape (its activations beyond one step's) grows with T exactly
+    assert (tape[1] - fixed) / (tape[0] - fixed) == pytest.approx(1000, rel=1e-3)
+    assert long["bptt"] > 100 * short["bptt"]
+
+
+def test_largest_length_that_fits_is_the_boundary():
+    result = fpttsim.budget("mnist1d-cortex-m4f", simulate=False)
+    for name in ("fptt", "bptt"):
+        longest = result.algorithms[name].max_length_that_fits
+        build = result.memory_curves[name]
+        mem = load_profile("cortex-m4f").memory
+
+        def fits(n, build=build, mem=mem):
+            used = {"working": 0, "replay": 0}
+            for b in build(n):
+                used[b.memory] += b.bytes
+            return used["working"] <= mem.working_bytes and (
+                used["replay"] <= mem.replay_bytes
+            )
+
+        assert fits(longest) and not fits(longest + 1)
+    # the scenario's shipped comment: BPTT stops fitting past T = 92
+    assert result.algorithms["bptt"].max_length_that_fits == 92
+    assert result.algorithms["rtrl"].fits is False
+
+
+def test_reversible_bptt_holds_the_bits_each_step_forgets():
+    result = fpttsim.budget("quickstart", {"task.length": 1000}, simulate=False)
+    lost = sum(float(x.spectrum.rates.sum()) for x in result.prediction.layers)
+    short = fpttsim.budget("quickstart", {"task.length": 500}, simulate=False)
+    grows = (
+        result.algorithms["reversible"].bytes["activations"]
+        - short.algorithms["reversible"].bytes["activations"]
+    )
+    assert grows == pytest.approx(500 * math.ceil(lost) / 8, abs=1)
+    # and needs neither P nor the warm-up's errors
+    assert result.algorithms["reversible"].bytes["jacobian_product"] == 0
+
+
+def test_cost_per_sample_is_the_window_spread_over_its_steps_plus_inference():
+    result = fpttsim.budget("quickstart", {"profile": "cortex-m4f"}, simulate=False)
+    fptt, bptt = result.algorithms["fptt"].cost, result.algorithms["bptt"].cost
+    # FPTT runs two passes where BPTT runs one forward and one backward
+    assert fptt["per_window"]["ops"] > bptt["per_window"]["ops"]
+    for alg in (fptt, bptt):
+        per_window = alg["per_window"]["ops"] / result.length
+        assert alg["per_sample"]["ops"] > per_window
+
+
+# Spectrum and the model ------------------------------------------------------
+
+
+def test_wanted_bits_of_a_cosine():
+    # cos = 1 / sqrt(1 + r^2) for an orthogonal error of relative size r
+    assert 1 / math.sqrt(1 + 2 ** (-2 * wanted_bits(0.99))) == pytest.approx(0.99)
+    with pytest.raises(ValueError):
+        wanted_bits(1.0)
+
+
+def spectrum_of(name, length):
+    """A one-layer scenario's network, parameters, traces and spectrum."""
+    scenario = load_scenario(name)
+    experiment = prepare(scenario)
+    net, theta = experiment.net, experiment.theta
+    window = windows_at(scenario, length, 1)[0]
+    traces = window_gradient(net, theta, window, "bptt", trace=True).traces
+    (layer,) = spectrum(net, theta, traces)
+    return scenario, net, theta, traces, layer
+
+
+def test_lru_spectrum_is_its_eigenvalue_moduli():
+    scenario, net, theta, _, layer = spectrum_of("gradcheck-lru", 30)
+    nu_log = theta[net.cell_slices[0]][: net.cells[0].hidden]
+    moduli = np.exp(-np.exp(nu_log))  # |lambda| = exp(-exp(nu_log))
+    np.testing.assert_allclose(np.exp(layer.exponents), moduli, rtol=1e-12)
+    assert layer.smallest_modulus >= scenario.model.r_min
+
+
+def test_dense_lyapunov_exponents_sum_to_the_mean_log_determinant():
+    _, net, theta, traces, layer = spectrum_of("gradcheck-rnn", 40)
+    n = net.cells[0].hidden
+    w = theta[net.cell_slices[0]][: n * n].reshape(n, n)
+    h = traces[0].states
+    logdet = np.mean(
+        [np.linalg.slogdet(np.diag(1 - h[t + 1] ** 2) @ w)[1] for t in range(40)]
+    )
+    assert layer.exponents.sum() == pytest.approx(logdet, rel=1e-9)
+    assert np.all(np.diff(layer.exponents) <= 0)  # largest first
+
+
+def test_windows_at_other_lengths_keep_their_losses():
+    scenario = load_scenario("quickstart")  # the copy task needs 11 steps
+    for length in (5, 50, 300):
+        (window,) = windows_at(scenario, length, 1)
+        assert window.inputs.shape[0] == length and window.mask.sum() > 0
+
+
+def test_prediction_agrees_with_simulation_in_fp32():
+    scenario = load_scenario("gradcheck-lru", {"profile": "cortex-m4f"})
+    profile = scenario.resolve_profile()
+    prediction = predict(scenario, profile)
+    result = check(scenario, profile, prediction.max_length, windows=1)
+    assert result.measured_max_length is not None
+    assert 0.5 <= result.ratio <= 2.0 and result.agrees and result.note == ""
+    # the cosine falls below the threshold past the measured limit
+    after = [m for m in result.measured if m.length > result.measured_max_length]
+    assert after and after[0].cosine_same_arithmetic < 0.99
+
+
+def test_a_disagreement_is_explained():
+    scenario = load_scenario("gradcheck-lru", {"profile": "loihi2"})
+    profile = scenario.resolve_profile()
+    prediction = predict(scenario, profile)
+    result = check(scenario, profile, prediction.max_length, windows=1)
+    assert result.agrees or "factor" in result.note
+
+
+def test_cosine_of_a_broken_gradient_is_nan():
+    assert math.isnan(cosine(np.array([np.nan, 1.0]), np.array([1.0, 1.0])))
+    assert cosine(np.array([1.0, 0.0]), np.array([2.0, 0.0])) == pytest.approx(1.0)
+
+
+# Command line ----------------------------------------------------------------
+
+
+def test_budget_json_has_the_documented_shape(capsys):
+    code = main(["budget", "quickstart", "--json", "--no-check"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"profile", "working_memory_bytes", "algorithms", "precision", "cost"} <= (
+        out.keys()
+    )
+    fptt = out["algorithms"]["fptt"]
+    assert {"bytes", "total_bytes", "replay_bytes", "fits", "max_length_that_fits"} <= (
+        fptt.keys()
+    )
+    assert set(out["algorithms"]) == {"fptt", "bptt", "rtrl", "spatial", "reversible"}
+    precision = out["precision"]
+    assert {"predicted_max_length", "measured", "required_fraction_bits"} <= (
+        precision.keys()
+    )
+
+
+def test_budget_exits_1_when_the_scenarios_algorithm_does_not_fit(capsys):
+    code = main(["budget", "quickstart", "--no-check", "--profile", "cortex-m0plus"])
+    assert code == 1
+    assert "does NOT fit" in capsys.readouterr().out
+
+
+def test_budget_refuses_a_bad_threshold(capsys):
+    assert main(["budget", "quickstart", "--threshold", "1.5"]) == 2
+    assert "--threshold" in capsys.readouterr().err
+
+
+def test_budget_plots(tmp_path):
+    result = fpttsim.budget("quickstart", max_length=400)
+    files = result.plot(tmp_path)
+    assert {f.name for f in files} == {"budget_memory.png", "budget_precision.png"}
+    assert all(f.stat().st_size > 1000 for f in files)

@@ -399,14 +399,14 @@ def _budget_tables(result) -> str:
         measured = chk.measured_max_length
         measured = f"beyond {chk.max_length:,}" if measured is None else f"{measured:,}"
         lines.append(
-            f"    measured: FPTT keeps it up to T = {measured} (against BPTT in "
-            "the same arithmetic); "
+            f"    measured: FPTT keeps it up to T = {measured} (with the profile's "
+            "error and P formats); "
             + ("agrees within 2x" if chk.agrees else f"DISAGREES: {chk.note}")
         )
         lines.append(
             "    "
             + "  ".join(f"T={m.length}: {m.cosine:.4f}" for m in chk.measured)
-            + "   (cosine with exact BPTT)"
+            + "   (cosine with exact BPTT, whole profile)"
         )
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from fpttsim.api import (
     RunResult,
     budget,
     gradcheck,
+    gradient_quality,
     load_profile,
     load_scenario,
     run,
@@ -24,6 +25,7 @@ from fpttsim.errors import (
     NumericalError,
 )
 from fpttsim.gradcheck import GradcheckResult
+from fpttsim.study import StudyResult
 
 __all__ = [
     "BudgetError",
@@ -36,8 +38,10 @@ __all__ = [
     "Profile",
     "RunResult",
     "Scenario",
+    "StudyResult",
     "budget",
     "gradcheck",
+    "gradient_quality",
     "load_profile",
     "load_scenario",
     "run",

@@ -13,12 +13,20 @@ from typing import Any
 from fpttsim import report
 from fpttsim.budget import BudgetResult
 from fpttsim.budget import budget as _budget
-from fpttsim.config import Profile, Scenario, load_profile, load_scenario
+from fpttsim.config import (
+    Profile,
+    Scenario,
+    load_profile,
+    load_scenario,
+    parse_overrides,
+)
 from fpttsim.device import Device, DeviceResult
 from fpttsim.device.loop import read_checkpoint
 from fpttsim.errors import ConfigError
 from fpttsim.gradcheck import GradcheckResult
 from fpttsim.gradcheck import gradcheck as _gradcheck
+from fpttsim.study import StudyResult
+from fpttsim.study import gradient_quality as _gradient_quality
 
 ScenarioLike = Scenario | str | os.PathLike
 
@@ -298,3 +306,66 @@ def budget(
             simulate=simulate,
             max_length=max_length,
         )
+
+
+def gradient_quality(
+    scenario: str | os.PathLike = "quickstart",
+    overrides: Mapping[str, Any] | Sequence[str] = (),
+    *,
+    r_min: Sequence[float] = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 0.999),
+    lengths: Sequence[int] = (10, 100, 1000),
+    profiles: Sequence[str] = ("fp64", "fp32", "bf16", "fixed32.16"),
+    seeds: int = 3,
+    threshold: float = 0.99,
+    workers: int | None = None,
+    out: str | os.PathLike | None = None,
+) -> StudyResult:
+    """FPTT's gradient cosine with exact BPTT over ``r_min`` x ``T`` x profile.
+
+    Parameters
+    ----------
+    scenario
+        The base scenario (shipped name or path): cell, sizes, task.
+    overrides
+        Overrides of the base scenario.
+    r_min, lengths, profiles
+        The grid; a profile is a shipped name, a path, or a number format
+        used for every quantity.
+    seeds
+        Seeds per point.
+    threshold
+        The cosine at which the precision budget's prediction is checked.
+    workers
+        Processes (default: the machine's cores).
+    out
+        Folder for the CSVs, ``study.json`` and the figures; None writes
+        nothing.
+
+    Returns
+    -------
+    StudyResult
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> result = fpttsim.gradient_quality(
+    ...     r_min=[0.5, 0.99], lengths=[20], profiles=["fp64", "bf16"], seeds=1,
+    ...     workers=1)
+    >>> [round(e["cosine"], 2) for e in result.summary()]
+    [1.0, 1.0, 1.0, 1.0]
+    """
+    if not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides)
+    result = _gradient_quality(
+        scenario,
+        dict(overrides),
+        r_min=r_min,
+        lengths=lengths,
+        profiles=profiles,
+        seeds=seeds,
+        threshold=threshold,
+        workers=workers,
+    )
+    if out is not None:
+        result.write(out)
+    return result

@@ -50,14 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--profile", metavar="P", help="hardware profile (path or name)"
         )
-        sub.add_argument(
-            "--set",
-            dest="overrides",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a scenario key, e.g. --set model.hidden=16 (repeatable)",
-        )
+        _set_option(sub)
         sub.add_argument(
             "--json", action="store_true", help="print one JSON document on stdout"
         )
@@ -103,6 +96,48 @@ def _parser() -> argparse.ArgumentParser:
         "--plot", metavar="DIR", help="write memory and precision figures into DIR"
     )
 
+    study = commands.add_parser("study", help="run a study over a grid of runs")
+    studies = study.add_subparsers(dest="study", required=True, metavar="STUDY")
+    quality = studies.add_parser(
+        "gradient-quality",
+        help="FPTT's gradient cosine over r_min x T x profile",
+        description="FPTT's gradient cosine with exact BPTT over a grid of the "
+        "smallest eigenvalue modulus r_min, the window length T and the "
+        "profile, with the median and spread over seeds; checks the precision "
+        "budget's prediction at every point.",
+    )
+    quality.add_argument(
+        "scenario",
+        metavar="SCENARIO",
+        nargs="?",
+        default="quickstart",
+        help="base scenario: its cell, sizes and task (default quickstart)",
+    )
+    quality.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    _set_option(quality)
+    quality.add_argument(
+        "--r-min",
+        metavar="R,R,...",
+        help="r_min values (0,0.5,0.8,0.9,0.95,0.99,0.999)",
+    )
+    quality.add_argument("--lengths", metavar="T,T,...", help="lengths (10,100,1000)")
+    quality.add_argument(
+        "--profiles",
+        metavar="P,P,...",
+        help="profiles, or number formats for every quantity (fp64,fp32,bf16,"
+        "fixed32.16)",
+    )
+    quality.add_argument("--seeds", type=int, default=3, help="seeds per point (3)")
+    quality.add_argument(
+        "--threshold", type=float, default=0.99, metavar="C", help="cosine (0.99)"
+    )
+    quality.add_argument(
+        "--workers", type=int, metavar="N", help="processes (default: the cores)"
+    )
+    quality.add_argument(
+        "--json", action="store_true", help="print the summary as JSON on stdout"
+    )
+
     profiles = commands.add_parser("profiles", help="list or show hardware profiles")
     profiles.add_argument("name", nargs="?", metavar="NAME")
     profiles.add_argument(
@@ -110,6 +145,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("scenarios", help="list the shipped scenarios")
     return parser
+
+
+def _set_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key, e.g. --set model.hidden=16 (repeatable)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,6 +457,74 @@ def _budget_tables(result) -> str:
     return "\n".join(lines)
 
 
+def _listed(text: str | None, convert, key: str, default):
+    """A comma-separated option as a tuple, or ``default`` when not given."""
+    if text is None:
+        return default
+    try:
+        values = tuple(convert(v.strip()) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise ConfigError(f"expected a comma-separated list: {exc}", key=key) from exc
+    if not values:
+        raise ConfigError("expected at least one value", key=key)
+    return values
+
+
+def _study(args: argparse.Namespace) -> int:
+    from fpttsim import study
+
+    if not 0.0 < args.threshold < 1.0:
+        raise ConfigError(
+            f"expected a cosine in (0, 1), got {args.threshold}", key="--threshold"
+        )
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"expected N >= 1, got {args.workers}", key="--workers")
+    result = api.gradient_quality(
+        args.scenario,
+        args.overrides,
+        r_min=_listed(args.r_min, float, "--r-min", study.DEFAULT_R_MIN),
+        lengths=_listed(args.lengths, int, "--lengths", study.DEFAULT_LENGTHS),
+        profiles=_listed(args.profiles, str, "--profiles", study.DEFAULT_PROFILES),
+        seeds=args.seeds,
+        threshold=args.threshold,
+        workers=args.workers,
+        out=args.out,
+    )
+    if args.json:
+        print(result.to_json())
+    else:
+        print(_study_summary(result, args.out))
+    return EXIT_OK
+
+
+def _study_summary(result, out) -> str:
+    lines = [
+        f"{result.scenario}: FPTT's gradient cosine with exact BPTT (median over "
+        f"{result.seeds} seeds), {result.seconds:.0f} s",
+        f"  {'profile':<14}{'T':>6}  " + "".join(f"{r:>8g}" for r in result.r_min),
+    ]
+    summary = {(e["profile"], e["r_min"], e["length"]): e for e in result.summary()}
+    for profile in result.profiles:
+        for length in result.lengths:
+            cells = "".join(
+                f"{summary[profile, r, length]['cosine']:>8.4f}" for r in result.r_min
+            )
+            lines.append(f"  {profile:<14}{length:>6}  {cells}")
+    disagreements = result.disagreements()
+    lines.append(
+        "  the precision budget's prediction agrees within 2x at every point"
+        if not disagreements
+        else f"  the prediction disagrees at {len(disagreements)} points:"
+    )
+    for d in disagreements:
+        lines.append(
+            f"    {d['profile']} r_min {d['r_min']:g} T {d['length']}: {d['why']}"
+        )
+    lines.append(f"  written to {out}: gradient_quality.csv, summary.csv, study.json,")
+    lines.append("  gradient_quality.png, heatmaps.png")
+    return "\n".join(lines)
+
+
 def _profiles(args: argparse.Namespace) -> int:
     if args.name is not None:
         profile = load_profile(args.name)
@@ -477,6 +591,7 @@ _COMMANDS = {
     "run": _run,
     "gradcheck": _gradcheck,
     "budget": _budget,
+    "study": _study,
     "profiles": _profiles,
     "scenarios": _scenarios,
 }

@@ -468,3 +468,73 @@ def _finish(ax, ylabel: str, what: str, result, out_dir: Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     name = "budget_memory.png" if "memory" in what else "budget_precision.png"
     return _save(ax.figure, out_dir / name)
+
+
+def plot_gradient_quality(result, out_dir) -> list[Path]:
+    """The study's figures.
+
+    ``gradient_quality.png``: FPTT's gradient cosine with exact BPTT against
+    ``r_min``, one panel per profile and one line per length (median over
+    seeds, the band from the lowest to the highest seed). ``heatmaps.png``:
+    the median cosine over ``r_min`` and ``T``, one panel per profile.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    out_dir = Path(out_dir)
+    summary = result.summary()
+    profiles, r_min, lengths = result.profiles, result.r_min, result.lengths
+
+    def grid(profile, key):
+        values = {
+            (e["r_min"], e["length"]): e[key]
+            for e in summary
+            if e["profile"] == profile
+        }
+        return np.array([[values[r, n] for r in r_min] for n in lengths])
+
+    columns = min(len(profiles), 4)
+    rows = math.ceil(len(profiles) / columns)
+    positions = np.arange(len(r_min))
+    labels = [f"{r:g}" for r in r_min]
+    written = []
+
+    fig = Figure(figsize=(3.6 * columns, 3.2 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, columns, squeeze=False, sharey=True).ravel()
+    for ax, profile in zip(axes, profiles, strict=False):
+        median, low, high = (
+            grid(profile, k) for k in ("cosine", "cosine_min", "cosine_max")
+        )
+        for i, n in enumerate(lengths):
+            ax.plot(positions, median[i], marker="o", markersize=3, label=f"T = {n}")
+            ax.fill_between(positions, low[i], high[i], alpha=0.2)
+        ax.axhline(result.threshold, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_xticks(positions, labels, rotation=45, fontsize=8)
+        ax.set_title(profile)
+        ax.set_xlabel("r_min")
+        ax.grid(True, alpha=0.3)
+    for ax in axes[len(profiles) :]:
+        ax.set_visible(False)
+    axes[0].set_ylabel("cosine with exact BPTT")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{result.scenario}: FPTT's gradient against forgetting and precision")
+    written.append(_save(fig, out_dir / "gradient_quality.png"))
+
+    fig = Figure(figsize=(3.6 * columns, 2.6 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, profile in zip(axes, profiles, strict=False):
+        image = ax.imshow(
+            grid(profile, "cosine"), vmin=0, vmax=1, cmap="viridis", aspect="auto"
+        )
+        ax.set_xticks(positions, labels, rotation=45, fontsize=8)
+        ax.set_yticks(np.arange(len(lengths)), [str(n) for n in lengths])
+        ax.set_xlabel("r_min")
+        ax.set_ylabel("T")
+        ax.set_title(profile)
+    for ax in axes[len(profiles) :]:
+        ax.set_visible(False)
+    fig.colorbar(image, ax=list(axes[: len(profiles)]), label="median cosine")
+    written.append(_save(fig, out_dir / "heatmaps.png"))
+    return written

@@ -240,7 +240,7 @@ def budget(
     threshold: float = DEFAULT_THRESHOLD,
     simulate: bool = True,
     max_length: int = 20000,
-    windows: int = 2,
+    windows: int = 1,
 ) -> BudgetResult:
     """Memory, cost and precision budgets of a scenario on a profile.
 
@@ -319,7 +319,7 @@ def budget(
         result.check = check(
             scenario,
             profile,
-            prediction.max_length,
+            prediction,
             threshold,
             max_length=max_length,
             windows=windows,

@@ -449,6 +449,7 @@ def _budget_tables(result) -> str:
             "error and P formats); "
             + ("agrees within 2x" if chk.agrees else f"DISAGREES: {chk.note}")
         )
+
         lines.append(
             "    "
             + "  ".join(f"T={m.length}: {m.cosine:.4f}" for m in chk.measured)

@@ -50,7 +50,7 @@ checks it by simulation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -66,7 +66,13 @@ from fpttsim.numerics.formats import parse_format
 
 DEFAULT_THRESHOLD = 0.99
 
-LIMITS = ("P resolved", "warm-up in range", "delta_0 resolved", "cancellation")
+LIMITS = (
+    "P resolved",
+    "warm-up in range",
+    "delta_0 resolved",
+    "cancellation",
+    "mixing",
+)
 """The ways FPTT's values can leave its formats (see the module notes)."""
 
 
@@ -285,15 +291,23 @@ class LayerErrors:
         The reference length.
     span, tail
         ``(at length, at twice length)``.
+    mixing
+        For a dense cell, ``(at length, at twice length)``: the bits by which
+        the error pass amplifies a rounding error relative to the largest
+        error, over ``rho`` (so in steps). A dense ``J^{-T}`` mixes every
+        direction into the most contracting one, which grows by ``rho`` bits
+        a step, while the errors themselves grow only as fast as BPTT's do
+        backwards: ``max_s [rho (T - s) + log2 |delta_s|] - log2 max |delta|``.
     """
 
     log2_scale: float
     length: int
     span: tuple[int, int]
     tail: tuple[int, int]
+    mixing: tuple[float, float] = (0.0, 0.0)
 
     def steps(self, what: str, length: float) -> float:
-        """The span or tail (``what``) at a length; ``"length"``: the length."""
+        """The span, tail or mixing at a length; ``"length"``: the length."""
         if what == "length":
             return length
         at, doubled = getattr(self, what)
@@ -301,7 +315,7 @@ class LayerErrors:
         return max(0.0, min(length, at + slope * (length - self.length)))
 
     def longest(self, what: str, steps: float) -> float:
-        """Largest length whose span or tail stays within ``steps``."""
+        """Largest length whose span, tail or mixing stays within ``steps``."""
         if steps < 0:
             return 0.0
         at, doubled = getattr(self, what)
@@ -418,16 +432,35 @@ class Limit:
     over: str = "length"
 
 
-def limits_of(error: FormatBits, product: FormatBits, scale: float) -> list[Limit]:
-    """The limits a layer's errors of scale ``2^scale`` meet in two formats."""
+def limits_of(
+    error: FormatBits, product: FormatBits, scale: float, dense: bool = False
+) -> list[Limit]:
+    """The limits a layer's errors of scale ``2^scale`` meet in two formats.
+
+    A dense cell also meets ``mixing``: its solves spread each rounding of
+    the errors over every direction, the most contracting included.
+    """
     out = [
         Limit("P resolved", -product.log2_smallest, quiet=True),
         Limit("warm-up in range", error.log2_largest - scale, False, "tail"),
-        Limit("delta_0 resolved", scale - error.log2_smallest, quiet=True),
+        # a dense solve spreads what rounding loses over every direction
+        Limit("delta_0 resolved", scale - error.log2_smallest, quiet=not dense),
     ]
     if error.kind != "fixed":
         out.append(Limit("cancellation", error.precision, False, "span"))
+        if dense:
+            out.append(Limit("mixing", error.precision, False, "mixing"))
     return out
+
+
+def _mixing_steps(deltas: np.ndarray, rho: float) -> float:
+    """The mixing amplification of BPTT's errors ``deltas``, in steps of ``rho``."""
+    if rho <= 0.0:
+        return 0.0
+    sizes = np.log2(np.maximum(np.linalg.norm(deltas, axis=1), 1e-300))
+    steps = deltas.shape[0] - 1
+    amplified = rho * (steps - np.arange(steps + 1)) + sizes
+    return float((amplified.max() - sizes.max()) / rho)
 
 
 @dataclass
@@ -570,7 +603,8 @@ def _required(layers: list[LayerBudget], error_fmt: FormatBits, length, b) -> di
         rho = layer.spectrum.rate_bits
         d = rho * length
         range_d = max(range_d, d)
-        span_bits = max(span_bits, rho * layer.errors.steps("span", length))
+        for over in ("span", "mixing"):  # what a float's precision absorbs
+            span_bits = max(span_bits, rho * layer.errors.steps(over, length))
         tail = rho * layer.errors.steps("tail", length)
         scale_hi = max(scale_hi, tail + layer.errors.log2_scale)
         scale_lo = max(scale_lo, d + b - layer.errors.log2_scale)
@@ -668,14 +702,19 @@ def _layer_budgets(scenario, net, theta, length, error_fmt, product_fmt):
     for layer in range(net.layers):
         short, long = results[0].traces[layer], results[1].traces[layer]
         extents = _extent(short.errors, precision), _extent(long.errors, precision)
+        rho = spectra[layer].rate_bits
+        dense = spectra[layer].kind == DENSE
         errors = LayerErrors(
             float(np.log2(max(np.max(np.abs(short.errors)), 1e-300))),
             length,
             (extents[0][0], extents[1][0]),
             (extents[0][1], extents[1][1]),
+            (_mixing_steps(short.deltas, rho), _mixing_steps(long.deltas, rho))
+            if dense
+            else (0.0, 0.0),
         )
         modes = _modes(net, theta, layer, spectra[layer], results[0].grad)
-        limits = limits_of(error_fmt, product_fmt, errors.log2_scale)
+        limits = limits_of(error_fmt, product_fmt, errors.log2_scale, dense)
         layers.append(LayerBudget(spectra[layer], errors, limits, modes))
     return layers
 
@@ -819,6 +858,7 @@ class Check:
     exact_max_length: int | None
     max_length: int
     note: str = ""
+    model_cosines: list = field(default_factory=list)
 
     @property
     def ratio(self) -> float | None:
@@ -844,8 +884,34 @@ class Check:
             "longest_simulated": self.max_length,
             "agrees_within_2x": self.agrees,
             "note": self.note,
-            "measured": [m.to_dict() for m in self.measured],
+            "measured": [
+                {**m.to_dict(), "model_cosine": c}
+                for m, c in zip(
+                    self.measured,
+                    self.model_cosines or [None] * len(self.measured),
+                    strict=True,
+                )
+            ],
         }
+
+
+def _plateau(result: Check) -> str:
+    """A note when the cosine lingers near the threshold between the limits."""
+    if result.measured_max_length is None or math.isinf(result.predicted):
+        return ""
+    low, high = sorted((result.measured_max_length, result.predicted))
+    between = [m for m in result.measured if low <= m.length <= high]
+    if len(between) < 2 or any(
+        abs(m.own_cosine - result.threshold) > 0.01 for m in between
+    ):
+        return ""
+    return (
+        f"the cosine stays within 0.01 of the threshold from T = {low:.0f} to "
+        f"{high:.0f} (measured {min(m.own_cosine for m in between):.4f} to "
+        f"{max(m.own_cosine for m in between):.4f}): on such a plateau the "
+        "length where it crosses is ill-conditioned, and small differences "
+        "in cosine move it far"
+    )
 
 
 def _last_kept(results: dict[int, Measurement], key: str, threshold: float):
@@ -861,7 +927,7 @@ def _last_kept(results: dict[int, Measurement], key: str, threshold: float):
 def check(
     scenario,
     profile,
-    predicted: float,
+    predicted: float | Prediction,
     threshold: float = DEFAULT_THRESHOLD,
     max_length: int = 20000,
     windows: int = 2,
@@ -869,15 +935,21 @@ def check(
 ) -> Check:
     """Measure the largest length FPTT keeps ``threshold`` at, near ``predicted``.
 
-    Lengths from a quarter of the prediction to four times it (a factor of
-    ``sqrt 2`` apart, none above ``max_length``) are simulated; the bracket
-    around the first failure is then narrowed by bisection in ``log T``.
+    Lengths from half the prediction to twice it (a factor of ``sqrt 2``
+    apart, none above ``max_length``) are simulated, and shorter ones while
+    even the shortest loses the threshold; the bracket around the first
+    failure is then narrowed by bisection in ``log T``. ``predicted`` is the
+    predicted length, or the :class:`Prediction`, whose cosines are then
+    compared with the measured ones.
     """
+    model = predicted if isinstance(predicted, Prediction) else None
+    if model is not None:
+        predicted = model.max_length
     centre = (
         max_length if math.isinf(predicted) else max(1.0, min(predicted, max_length))
     )
     lengths = {
-        min(max_length, max(1, round(centre * 2.0 ** (k / 2)))) for k in range(-4, 5)
+        min(max_length, max(1, round(centre * 2.0 ** (k / 2)))) for k in range(-2, 3)
     }
     results: dict[int, Measurement] = {}
 
@@ -907,15 +979,19 @@ def check(
         measured,
         (exact or 0) if exact_failed is not None else None,
         max(results),
+        model_cosines=[model.cosine_at(k) for k in sorted(results)] if model else [],
     )
-    result.note = _note(result)
+    result.note = _note(result, FormatBits.of(profile, "error").kind)
     return result
 
 
-def _note(result: Check) -> str:
+def _note(result: Check, kind: str) -> str:
     """Why a prediction misses by more than a factor of 2, from the data."""
     if result.agrees:
         return ""
+    plateau = _plateau(result)
+    if plateau:
+        return plateau
     if result.measured_max_length is None:
         return (
             f"FPTT kept the threshold up to the longest window simulated "
@@ -930,12 +1006,21 @@ def _note(result: Check) -> str:
         )
     low = result.predicted < result.measured_max_length
     ratio = result.ratio or float("nan")
-    why = (
-        "the modes it expects to fail carry less of this gradient than it "
-        "measured at the length it first predicted"
-        if low
-        else "rounding the errors and P at every step adds noise that it "
-        "counts only where the loss cancels; at few bits of precision that "
-        "noise alone takes the cosine near the threshold"
-    )
+    if low:
+        why = (
+            "the modes it expects to fail carry less of this gradient than it "
+            "measured at the length it first predicted"
+        )
+    elif kind == "fixed":
+        why = (
+            "fixed point loses more between steps than its bounds on the "
+            "worst direction count: errors that grow inside the window "
+            "saturate, and directed rounding adds up instead of averaging out"
+        )
+    else:
+        why = (
+            "rounding the errors and P at every step adds noise that it counts "
+            "only where the loss cancels; at few bits of precision that noise "
+            "alone takes the cosine near the threshold"
+        )
     return f"the model is off by a factor {ratio:.2g}: {why}"

@@ -230,3 +230,28 @@ def test_budget_plots(tmp_path):
     files = result.plot(tmp_path)
     assert {f.name for f in files} == {"budget_memory.png", "budget_precision.png"}
     assert all(f.stat().st_size > 1000 for f in files)
+
+
+def test_dense_cells_are_limited_by_mixing_and_the_check_agrees():
+    scenario = load_scenario("gradcheck-gru", {"profile": "cortex-m4f"})
+    profile = scenario.resolve_profile()
+    prediction = predict(scenario, profile)
+    (layer,) = prediction.to_dict()["layers"]
+    assert layer["binding"] == "mixing"
+    # far below what the exponent range alone would allow
+    assert prediction.max_length < layer["worst_mode_limits"]["P resolved"] / 3
+    result = check(scenario, profile, prediction, windows=1)
+    assert result.agrees, result.to_dict()
+
+
+def test_required_bits_grow_with_the_length():
+    def needs(length):
+        scenario = load_scenario(
+            "gradcheck-gru", {"profile": "bf16-systolic", "task.length": length}
+        )
+        return predict(scenario, scenario.resolve_profile()).required
+
+    short, long = needs(20), needs(200)
+    assert long["error"]["fraction_bits"] > short["error"]["fraction_bits"]
+    # bf16 holds 7 fraction bits: enough at 20 steps, not at 200
+    assert short["error"]["fraction_bits"] <= 7 < long["error"]["fraction_bits"]

@@ -936,8 +936,9 @@ def check(
     """Measure the largest length FPTT keeps ``threshold`` at, near ``predicted``.
 
     Lengths from half the prediction to twice it (a factor of ``sqrt 2``
-    apart, none above ``max_length``) are simulated, and shorter ones while
-    even the shortest loses the threshold; the bracket around the first
+    apart, none above ``max_length``) are simulated, then shorter ones while
+    even the shortest loses the threshold, or longer ones (up to six
+    doublings) while even the longest keeps it; the bracket around the first
     failure is then narrowed by bisection in ``log T``. ``predicted`` is the
     predicted length, or the :class:`Prediction`, whose cosines are then
     compared with the measured ones.
@@ -962,6 +963,11 @@ def check(
     kept, failed = _last_kept(results, "own_cosine", threshold)
     while kept is None and failed is not None and failed > 1:  # fails throughout
         run(max(1, failed // 2))
+        kept, failed = _last_kept(results, "own_cosine", threshold)
+    for _ in range(6):  # keeps it throughout: look further, within max_length
+        if failed is not None or max(results) >= max_length:
+            break
+        run(min(max_length, 2 * max(results)))
         kept, failed = _last_kept(results, "own_cosine", threshold)
     for _ in range(4):  # narrow the bracket [kept, failed)
         if kept is None or failed is None or failed - kept <= max(1, kept // 8):

@@ -14,6 +14,7 @@ from fpttsim.api import (
     load_profile,
     load_scenario,
     run,
+    schema,
 )
 from fpttsim.budget import BudgetResult
 from fpttsim.config import Profile, Scenario
@@ -45,4 +46,5 @@ __all__ = [
     "load_profile",
     "load_scenario",
     "run",
+    "schema",
 ]

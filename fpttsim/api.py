@@ -20,6 +20,7 @@ from fpttsim.config import (
     load_scenario,
     parse_overrides,
 )
+from fpttsim.config.schema import json_schema
 from fpttsim.device import Device, DeviceResult
 from fpttsim.device.loop import read_checkpoint
 from fpttsim.errors import ConfigError
@@ -369,3 +370,26 @@ def gradient_quality(
     if out is not None:
         result.write(out)
     return result
+
+
+def schema(kind: str) -> dict:
+    """The JSON Schema of scenario or profile files, for editors.
+
+    Parameters
+    ----------
+    kind
+        ``"scenario"`` or ``"profile"``.
+
+    Returns
+    -------
+    dict
+        The schema (draft 2020-12); ``schemas/<kind>.schema.json`` in the
+        repository holds the same.
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> sorted(fpttsim.schema("scenario")["properties"])[:3]
+    ['description', 'device', 'gradcheck']
+    """
+    return json_schema(kind)

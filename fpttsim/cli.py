@@ -138,6 +138,12 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the summary as JSON on stdout"
     )
 
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of scenario or profile files, for editors",
+    )
+    schema.add_argument("kind", choices=["scenario", "profile"], metavar="KIND")
+
     profiles = commands.add_parser("profiles", help="list or show hardware profiles")
     profiles.add_argument("name", nargs="?", metavar="NAME")
     profiles.add_argument(
@@ -526,6 +532,13 @@ def _study_summary(result, out) -> str:
     return "\n".join(lines)
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from fpttsim.config.schema import schema_text
+
+    print(schema_text(args.kind), end="")
+    return EXIT_OK
+
+
 def _profiles(args: argparse.Namespace) -> int:
     if args.name is not None:
         profile = load_profile(args.name)
@@ -593,6 +606,7 @@ _COMMANDS = {
     "gradcheck": _gradcheck,
     "budget": _budget,
     "study": _study,
+    "schema": _schema,
     "profiles": _profiles,
     "scenarios": _scenarios,
 }

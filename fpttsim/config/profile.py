@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -87,7 +88,20 @@ def default_overflow(name: str) -> Overflow:
     return _parse(name).default_overflow
 
 
-FormatName = Annotated[str, Strict(), AfterValidator(_check_format)]
+FormatName = Annotated[
+    str,
+    Strict(),
+    AfterValidator(_check_format),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "A number format: fp64, fp32, tf32, bf16, fp16, "
+            "fp8-e4m3, fp8-e5m2, a float e<E>m<M> with optional flags, or fixed "
+            "point fixed<W>.<F> (optionally -shared, -wrap, -sat).",
+            "examples": ["fp32", "bf16", "fp8-e4m3", "e5m10", "fixed16.15"],
+        }
+    ),
+]
 
 
 # --- arithmetic -------------------------------------------------------------------
@@ -135,18 +149,20 @@ class QuantityFormats(BaseModel):
 
     model_config = _SECTION
 
-    weights: QuantityFormat | None = None
-    state: QuantityFormat | None = None
-    input: QuantityFormat | None = None
-    activation: QuantityFormat | None = None
-    instantaneous_error: QuantityFormat | None = None
-    error: QuantityFormat | None = None
-    jacobian: QuantityFormat | None = None
-    jacobian_product: QuantityFormat | None = None
-    gradient: QuantityFormat | None = None
-    optimizer_state: QuantityFormat | None = None
-    product: QuantityFormat | None = None
-    accumulator: QuantityFormat | None = None
+    # A bare name becomes {format: name} before validation (below); the name
+    # stays in the annotation so that the JSON Schema offers both forms.
+    weights: QuantityFormat | FormatName | None = None
+    state: QuantityFormat | FormatName | None = None
+    input: QuantityFormat | FormatName | None = None
+    activation: QuantityFormat | FormatName | None = None
+    instantaneous_error: QuantityFormat | FormatName | None = None
+    error: QuantityFormat | FormatName | None = None
+    jacobian: QuantityFormat | FormatName | None = None
+    jacobian_product: QuantityFormat | FormatName | None = None
+    gradient: QuantityFormat | FormatName | None = None
+    optimizer_state: QuantityFormat | FormatName | None = None
+    product: QuantityFormat | FormatName | None = None
+    accumulator: QuantityFormat | FormatName | None = None
 
     @field_validator("*", mode="before")
     @classmethod

@@ -373,18 +373,10 @@ def gradient_quality(
 
 
 def schema(kind: str) -> dict:
-    """The JSON Schema of scenario or profile files, for editors.
+    """The JSON Schema (draft 2020-12) of ``"scenario"`` or ``"profile"`` files.
 
-    Parameters
-    ----------
-    kind
-        ``"scenario"`` or ``"profile"``.
-
-    Returns
-    -------
-    dict
-        The schema (draft 2020-12); ``schemas/<kind>.schema.json`` in the
-        repository holds the same.
+    The repository's ``schemas/<kind>.schema.json`` holds the same; see
+    :func:`fpttsim.config.schema.json_schema`.
 
     Examples
     --------

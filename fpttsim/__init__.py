@@ -15,6 +15,7 @@ from fpttsim.api import (
     load_scenario,
     run,
     schema,
+    sweep,
 )
 from fpttsim.budget import BudgetResult
 from fpttsim.config import Profile, Scenario
@@ -47,4 +48,5 @@ __all__ = [
     "load_scenario",
     "run",
     "schema",
+    "sweep",
 ]

@@ -385,3 +385,45 @@ def schema(kind: str) -> dict:
     ['description', 'device', 'gradcheck']
     """
     return json_schema(kind)
+
+
+def sweep(
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    dask: bool = False,
+    progress: bool = False,
+):
+    """Run a sweep file's runs that are not yet finished in ``out``.
+
+    Parameters
+    ----------
+    path
+        The sweep file.
+    out
+        The sweep's folder: ``runs/<key>/``, ``results.jsonl``,
+        ``sweep.json``.
+    workers
+        Worker processes (default: the machine's cores).
+    scheduler
+        A Dask scheduler's address (``tcp://HOST:PORT``); with ``dask`` and
+        no address, a local Dask cluster of ``workers`` processes.
+    dask
+        Whether to use Dask rather than the local process pool.
+    progress
+        Whether to show a progress line on stderr.
+
+    Returns
+    -------
+    fpttsim.sweeps.SweepOutcome
+    """
+    from fpttsim import sweeps
+
+    loaded = sweeps.load_sweep(path)
+    if scheduler or dask:
+        executor = sweeps.DaskExecutor(scheduler, workers)
+    else:
+        executor = sweeps.LocalPool(workers)
+    return sweeps.run_sweep(loaded, out, executor, progress=progress)

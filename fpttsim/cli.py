@@ -138,6 +138,44 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the summary as JSON on stdout"
     )
 
+    sweep = commands.add_parser(
+        "sweep",
+        help="run every run of a sweep file, resumably, locally or on Dask",
+        description="Run a sweep: a base scenario over axes of its keys. "
+        "Finished runs are kept in DIR/runs/<key>/ and listed in "
+        "DIR/results.jsonl; rerunning skips them.",
+    )
+    sweep.add_argument("sweep", metavar="SWEEP", help="the sweep file (YAML)")
+    sweep.add_argument("--out", metavar="DIR", required=True, help="sweep folder")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS", help="a Dask scheduler, tcp://HOST:PORT"
+    )
+    where.add_argument(
+        "--dask", action="store_true", help="start a local Dask cluster of N workers"
+    )
+    sweep.add_argument(
+        "--workers", type=int, metavar="N", help="worker processes (default: cores)"
+    )
+    sweep.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the runs and their memory budget verdicts; run nothing",
+    )
+    sweep.add_argument(
+        "--retry-failed", action="store_true", help="run failed runs again"
+    )
+    sweep.add_argument(
+        "--report", action="store_true", help="write the report when done"
+    )
+    report_cmd = commands.add_parser(
+        "sweep-report", help="tabulate and plot a sweep's results"
+    )
+    report_cmd.add_argument("out", metavar="DIR", help="the sweep folder")
+    report_cmd.add_argument("--metric", metavar="M", help="metric to plot")
+    report_cmd.add_argument("--x", metavar="AXIS", help="axis along x")
+    report_cmd.add_argument("--lines", metavar="AXIS", help="axis drawn as lines")
+
     schema = commands.add_parser(
         "schema",
         help="print the JSON Schema of scenario or profile files, for editors",
@@ -532,6 +570,79 @@ def _study_summary(result, out) -> str:
     return "\n".join(lines)
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from fpttsim import sweeps
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"expected N >= 1, got {args.workers}", key="--workers")
+    loaded = sweeps.load_sweep(args.sweep)
+    if args.dry_run:
+        print(_dry_run(loaded, Path(args.out)))
+        return EXIT_OK
+    try:
+        outcome = api.sweep(
+            args.sweep,
+            args.out,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            dask=args.dask,
+            progress=True,
+        )
+    except KeyboardInterrupt:
+        done = len(sweeps.finished_runs(Path(args.out)))
+        print(
+            f"fpttsim: interrupted; {done} of {len(loaded.runs)} runs are kept in "
+            f"{args.out}: run the same command to finish",
+            file=sys.stderr,
+        )
+        return 130
+    print(
+        f"{loaded.spec.name}: {outcome.total} runs, {outcome.skipped} already done, "
+        f"{outcome.done} run now ({outcome.failed} failed)"
+        + ("; results.jsonl repaired from runs/" if outcome.repaired else "")
+    )
+    for summary in outcome.summaries.values():
+        if summary.get("status") != "done":
+            print(f"  failed {summary['key']} {summary['axes']}: {summary['error']}")
+    if args.report:
+        sweeps.sweep_report(args.out)
+    return (
+        EXIT_OK
+        if not any(s.get("status") != "done" for s in outcome.summaries.values())
+        else EXIT_CHECK_FAILED
+    )
+
+
+def _dry_run(loaded, out: Path) -> str:
+    from fpttsim.sweeps import finished_runs
+
+    finished = finished_runs(out)
+    lines = [
+        f"{loaded.spec.name}: {len(loaded.runs)} runs of `{loaded.spec.command}` "
+        f"on {loaded.base}",
+    ]
+    for run in loaded.runs:
+        scenario = api.load_scenario(loaded.base, run.overrides)
+        result = api.budget(scenario, simulate=False)
+        alg = result.algorithms[scenario.learning.algorithm]
+        verdict = "fits" if alg.fits else "does NOT fit"
+        state = "done" if run.key in finished else "to run"
+        axes = ", ".join(f"{k}={v}" for k, v in run.axes.items())
+        lines.append(
+            f"  {run.key}  {state:<6}  {axes}  [{scenario.learning.algorithm} "
+            f"{_size(alg.total_bytes)}, {verdict} {result.profile}]"
+        )
+    return "\n".join(lines)
+
+
+def _sweep_report(args: argparse.Namespace) -> int:
+    from fpttsim.sweeps import sweep_report
+
+    for path in sweep_report(args.out, args.metric, args.x, args.lines):
+        print(path)
+    return EXIT_OK
+
+
 def _schema(args: argparse.Namespace) -> int:
     from fpttsim.config.schema import schema_text
 
@@ -607,6 +718,8 @@ _COMMANDS = {
     "budget": _budget,
     "study": _study,
     "schema": _schema,
+    "sweep": _sweep,
+    "sweep-report": _sweep_report,
     "profiles": _profiles,
     "scenarios": _scenarios,
 }

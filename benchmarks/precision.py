@@ -29,6 +29,7 @@ PROFILES = ("cortex-m4f", "bf16-systolic", "fp16-edge-npu", "loihi2", "fp8-h100"
 
 
 def main() -> None:
+    """Print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--profiles", default=",".join(PROFILES))

@@ -175,6 +175,9 @@ def _parser() -> argparse.ArgumentParser:
     report_cmd.add_argument("--metric", metavar="M", help="metric to plot")
     report_cmd.add_argument("--x", metavar="AXIS", help="axis along x")
     report_cmd.add_argument("--lines", metavar="AXIS", help="axis drawn as lines")
+    report_cmd.add_argument(
+        "--panels", metavar="AXIS", help="axis drawn as separate panels"
+    )
 
     schema = commands.add_parser(
         "schema",
@@ -638,7 +641,7 @@ def _dry_run(loaded, out: Path) -> str:
 def _sweep_report(args: argparse.Namespace) -> int:
     from fpttsim.sweeps import sweep_report
 
-    for path in sweep_report(args.out, args.metric, args.x, args.lines):
+    for path in sweep_report(args.out, args.metric, args.x, args.lines, args.panels):
         print(path)
     return EXIT_OK
 

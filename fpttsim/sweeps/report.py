@@ -51,7 +51,11 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def sweep_report(
-    out, metric: str | None = None, x: str | None = None, lines: str | None = None
+    out,
+    metric: str | None = None,
+    x: str | None = None,
+    lines: str | None = None,
+    panels: str | None = None,
 ) -> list[Path]:
     """Write ``results.csv``, ``summary.csv`` and the figures into ``out``.
 
@@ -61,9 +65,10 @@ def sweep_report(
         The sweep's folder.
     metric
         The metric to plot (default the sweep's first).
-    x, lines
-        The axis along the x axis and the one drawn as separate lines
-        (default the first two non-seed axes).
+    x, lines, panels
+        The axis along the x axis, the one drawn as separate lines and the
+        one drawn as separate panels (default the first three non-seed
+        axes; further axes are averaged over, with the seeds).
 
     Returns
     -------
@@ -81,13 +86,15 @@ def sweep_report(
         ("--metric", metric, metrics),
         ("--x", x, axes),
         ("--lines", lines, axes),
+        ("--panels", panels, axes),
     ):
         if value is not None and value not in options:
             raise ConfigError(
                 f"{value!r} is not one of the sweep's {', '.join(options)}", key=name
             )
-    x = x or (axes[0] if axes else None)
-    lines = lines or next((a for a in axes if a != x), None)
+    x = x or next((a for a in axes if a not in (lines, panels)), None)
+    lines = lines or next((a for a in axes if a not in (x, panels)), None)
+    panels = panels or next((a for a in axes if a not in (x, lines)), None)
     rows = []
     for run in plan["runs"]:
         summary = finished.get(run["key"])
@@ -135,30 +142,50 @@ def sweep_report(
     xs = values_of(x)
     positions = np.arange(len(xs))
     series = values_of(lines) if lines else [None]
-    fig = _figure()
-    ax = fig.add_subplot()
-    for value in series:
-        stats = []
-        for xv in xs:
-            picked = [
-                _number(r.get(metric))
-                for r in rows
-                if r.get(x) == xv and (lines is None or r.get(lines) == value)
-            ]
-            picked = [v for v in picked if v is not None and math.isfinite(v)]
-            stats.append(
-                (np.mean(picked), min(picked), max(picked)) if picked else (np.nan,) * 3
-            )
-        mean, low, high = (np.array(s) for s in zip(*stats, strict=True))
-        name = f"{lines} = {label(lines, value)}" if lines else metric
-        ax.plot(positions, mean, marker="o", markersize=3, label=name)
-        ax.fill_between(positions, low, high, alpha=0.2)
-    ax.set_xticks(positions, [str(label(x, v)) for v in xs], rotation=30, fontsize=8)
-    ax.set_xlabel(x)
-    ax.set_ylabel(metric)
-    ax.set_title(f"{plan['name']}: {metric} (mean, band over seeds)")
-    ax.legend(fontsize=8)
-    ax.grid(True, alpha=0.3)
+    panel_values = values_of(panels) if panels else [None]
+    columns = min(len(panel_values), 4)
+    rows_of_panels = math.ceil(len(panel_values) / columns)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(
+        figsize=(max(7.0, 3.6 * columns), 3.4 * rows_of_panels), layout="constrained"
+    )
+    FigureCanvasAgg(fig)
+    axes_grid = fig.subplots(rows_of_panels, columns, squeeze=False, sharey=True)
+    for ax, panel in zip(axes_grid.ravel(), panel_values, strict=False):
+        for value in series:
+            stats = []
+            for xv in xs:
+                picked = [
+                    _number(r.get(metric))
+                    for r in rows
+                    if r.get(x) == xv
+                    and (lines is None or r.get(lines) == value)
+                    and (panels is None or r.get(panels) == panel)
+                ]
+                picked = [v for v in picked if v is not None and math.isfinite(v)]
+                stats.append(
+                    (np.mean(picked), min(picked), max(picked))
+                    if picked
+                    else (np.nan,) * 3
+                )
+            mean, low, high = (np.array(s) for s in zip(*stats, strict=True))
+            name = f"{lines} = {label(lines, value)}" if lines else metric
+            ax.plot(positions, mean, marker="o", markersize=3, label=name)
+            ax.fill_between(positions, low, high, alpha=0.2)
+        ax.set_xticks(
+            positions, [str(label(x, v)) for v in xs], rotation=30, fontsize=8
+        )
+        ax.set_xlabel(x)
+        if panels is not None:
+            ax.set_title(f"{panels} = {label(panels, panel)}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+    for ax in axes_grid.ravel()[len(panel_values) :]:
+        ax.set_visible(False)
+    axes_grid[0, 0].set_ylabel(metric)
+    axes_grid[0, 0].legend(fontsize=8)
+    fig.suptitle(f"{plan['name']}: {metric} (mean, band over seeds)")
     written.append(_save(fig, out / "report_lines.png"))
 
     if lines is not None:

@@ -261,3 +261,29 @@ def test_a_scheduler_and_workers_started_by_hand(pool_result, tmp_path):
             p.terminate()
         for p in procs:
             p.wait(timeout=30)
+
+
+def test_a_gradcheck_sweep_reports_one_panel_per_profile(tmp_path):
+    path = write_sweep(
+        tmp_path,
+        "name: gq\nbase: gradcheck-lru\ncommand: gradcheck\n"
+        "set: {gradcheck.algorithms: [fptt], gradcheck.directions: 1}\n"
+        "grid:\n  profile: [fp64-reference, bf16-systolic]\n"
+        "  model.r_min: [0.5, 0.99]\n  task.length: [20, 60]\n"
+        "labels: {profile: [fp64, bf16]}\n"
+        "metrics: [algorithms.fptt.cosine]\n",
+    )
+    out = tmp_path / "out"
+    outcome = run_sweep(load_sweep(path), out, LocalPool(2), progress=False)
+    assert outcome.done == 8 and outcome.failed == 0
+    cosines = {
+        (s["axes"]["profile"], s["axes"]["model.r_min"], s["axes"]["task.length"]): s[
+            "metrics"
+        ]["algorithms.fptt.cosine"]
+        for s in outcome.summaries.values()
+    }
+    assert all(c > 1 - 1e-10 for k, c in cosines.items() if k[0] == "fp64-reference")
+    files = sweep_report(out, x="model.r_min", lines="task.length", panels="profile")
+    assert "report_lines.png" in {f.name for f in files}
+    with pytest.raises(ConfigError, match="--panels"):
+        sweep_report(out, panels="model.hidden")

@@ -9,6 +9,7 @@ failed. Neither imports Lava: runs that need it import it themselves.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -45,6 +46,10 @@ class LocalPool:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
+
+    def slots(self) -> int:
+        """Runs that execute at once."""
+        return self.workers
 
     def run(self, tasks: list[dict]) -> Iterator[dict]:
         """Yield each task's summary as it finishes."""
@@ -98,6 +103,9 @@ class DaskExecutor:
     def __init__(self, address: str | None = None, workers: int | None = None):
         from distributed import Client, LocalCluster
 
+        # the cluster's own chatter (workers starting, closing) is not the
+        # user's business; its errors still show
+        logging.getLogger("distributed").setLevel(logging.ERROR)
         self.cluster = None
         if address is None:
             self.cluster = LocalCluster(
@@ -105,9 +113,15 @@ class DaskExecutor:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                silence_logs=logging.ERROR,
             )
             address = self.cluster.scheduler_address
         self.client = Client(address)
+
+    def slots(self) -> int:
+        """Runs that execute at once: the workers' threads."""
+        workers = self.client.scheduler_info().get("workers", {})
+        return max(1, sum(w.get("nthreads", 1) for w in workers.values()))
 
     def run(self, tasks: list[dict]) -> Iterator[dict]:
         """Yield each task's summary as it finishes."""

@@ -156,7 +156,8 @@ def run_sweep(
         for run in sweep.runs
         if run.key not in finished
     ]
-    bar = _Progress(len(tasks), outcome.skipped, outcome.total, enabled=progress)
+    slots = getattr(executor, "slots", lambda: 1)()
+    bar = _Progress(len(tasks), outcome.skipped, outcome.total, slots, enabled=progress)
     try:
         for summary in executor.run(tasks):
             if summary["key"] in outcome.summaries:
@@ -209,13 +210,14 @@ def _write_plan(out: Path, sweep: Sweep) -> None:
 
 
 class _Progress:
-    """``runs 12/40 done, 1 failed, 2 running, ETA 1m20s`` on stderr."""
+    """``runs 12/40 done (1 failed), 2 running, 26 waiting, ETA 80s`` on stderr."""
 
-    def __init__(self, todo: int, skipped: int, total: int, enabled: bool) -> None:
-        self.todo, self.skipped, self.total = todo, skipped, total
+    def __init__(
+        self, todo: int, skipped: int, total: int, slots: int, enabled: bool
+    ) -> None:
+        self.todo, self.skipped, self.total, self.slots = todo, skipped, total, slots
         self.enabled = enabled and todo > 0
         self.start = time.perf_counter()
-        self.running = 0
         self.update(0, 0)
 
     def update(self, done: int, failed: int) -> None:
@@ -224,9 +226,11 @@ class _Progress:
         elapsed = time.perf_counter() - self.start
         eta = elapsed / done * (self.todo - done) if done else float("nan")
         eta_text = "?" if eta != eta else f"{eta:.0f}s"
+        running = min(self.slots, self.todo - done)
         sys.stderr.write(
             f"\rruns {self.skipped + done}/{self.total} done ({failed} failed), "
-            f"{self.todo - done} to go, ETA {eta_text}   "
+            f"{running} running, {self.todo - done - running} waiting, "
+            f"ETA {eta_text}   "
         )
         sys.stderr.flush()
 

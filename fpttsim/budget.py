@@ -186,6 +186,7 @@ def _buffers(name, net, spectra, length, profile, scenario) -> list[Buffer]:
         learning.optimizer,
         learning.momentum > 0,
         scenario.device.double_buffer,
+        segments=learning.fptt.segments if name == "fptt" else 1,
     )
 
 

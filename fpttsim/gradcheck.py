@@ -169,7 +169,8 @@ def gradcheck(scenario, profile=None) -> GradcheckResult:
         passes = learning.passes if name == "fptt" else None
         modes = layer_modes(net, name, passes)
         arith.reset_counts()
-        result = window_gradient(net, theta, window, name, passes, arith)
+        fptt = learning.fptt if name == "fptt" else None
+        result = window_gradient(net, theta, window, name, passes, arith, fptt=fptt)
         cosine, rel = compare(result.grad, reference.grad)
         exact = all(mode in ("bptt", "fptt", "rtrl") for mode in modes)
         residuals = [d.residual_relative for d in result.layers if d.mode == "fptt"]

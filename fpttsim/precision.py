@@ -484,11 +484,15 @@ class LayerBudget:
     limits: list[Limit]
     modes: list[Mode]
 
-    def squared_error(self, length: float) -> dict[str, float]:
-        """Each limit's part of the gradient's squared relative error."""
+    def squared_error(self, length: float, segments: int = 1) -> dict[str, float]:
+        """Each limit's part of the gradient's squared relative error.
+
+        With segmented FPTT an error grows over one segment at most.
+        """
         out = {}
+        longest = math.ceil(length / max(segments, 1))
         for limit in self.limits:
-            x = self.errors.steps(limit.over, length)
+            x = min(self.errors.steps(limit.over, length), longest)
             total = 0.0
             for mode in self.modes:
                 bits = mode.rate_bits * x - limit.bits
@@ -507,9 +511,11 @@ class LayerBudget:
             return max(0.0, math.floor(bits))
         return self.errors.longest(limit.over, bits)
 
-    def to_dict(self, wanted: float, length: float) -> dict:
+    def to_dict(self, wanted: float, length: float, segments: int = 1) -> dict:
         """JSON-ready data."""
-        errors = self.squared_error(length + 1) if math.isfinite(length) else {}
+        errors = (
+            self.squared_error(length + 1, segments) if math.isfinite(length) else {}
+        )
         return {
             "cell": self.spectrum.cell,
             "rate_bits_per_step": self.spectrum.rate_bits,
@@ -557,10 +563,14 @@ class Prediction:
     layers: list[LayerBudget]
     length: int
     required: dict
+    segments: int = 1
 
     def cosine_at(self, length: float) -> float:
         """The predicted gradient cosine at a window length."""
-        r2 = sum(sum(layer.squared_error(length).values()) for layer in self.layers)
+        r2 = sum(
+            sum(layer.squared_error(length, self.segments).values())
+            for layer in self.layers
+        )
         return 1.0 / math.sqrt(1.0 + r2) if math.isfinite(r2) else 0.0
 
     @property
@@ -589,7 +599,11 @@ class Prediction:
             "threshold": self.threshold,
             "wanted_bits": self.wanted_bits,
             "predicted_max_length": _length_or_none(best),
-            "layers": [layer.to_dict(self.wanted_bits, best) for layer in self.layers],
+            "segments": self.segments,
+            "layers": [
+                layer.to_dict(self.wanted_bits, best, self.segments)
+                for layer in self.layers
+            ],
             "length": self.length,
             "predicted_cosine_at_length": self.cosine_at(self.length),
             "required": self.required,
@@ -675,8 +689,9 @@ def predict(
     b = wanted_bits(threshold)
     length = scenario.task.length or next(experiment.task.stream(0)).inputs.shape[0]
     at_length = _layer_budgets(scenario, net, theta, length, error_fmt, product_fmt)
-    required = _required(at_length, error_fmt, length, b)
-    prediction = Prediction(threshold, b, at_length, length, required)
+    segments = scenario.learning.fptt.segments
+    required = _required(at_length, error_fmt, math.ceil(length / segments), b)
+    prediction = Prediction(threshold, b, at_length, length, required, segments)
     # Each mode's part of the gradient, and where the losses sit, depend on
     # the length: measure them again at the length first predicted.
     first = prediction.max_length
@@ -784,9 +799,11 @@ def _finite_or_zero(values: list[float]) -> float:
     return float(np.median([v if np.isfinite(v) else 0.0 for v in values]))
 
 
-def _fptt(net, theta, window, arith) -> np.ndarray:
+def _fptt(net, theta, window, arith, fptt=None) -> np.ndarray:
     try:
-        return window_gradient(net, theta, window, "fptt", arithmetic=arith).grad
+        return window_gradient(
+            net, theta, window, "fptt", arithmetic=arith, fptt=fptt
+        ).grad
     except NumericalError:
         return np.full(net.size, np.nan)
 
@@ -813,8 +830,8 @@ def measure(
         window = _device_window(arith, raw)
         reference = window_gradient(net, theta, window, "bptt").grad
         device_bptt = window_gradient(net, theta, window, "bptt", arithmetic=arith)
-        fptt_own = _fptt(net, theta, window, own_arith)
-        fptt = _fptt(net, theta, window, arith)
+        fptt_own = _fptt(net, theta, window, own_arith, scenario.learning.fptt)
+        fptt = _fptt(net, theta, window, arith, scenario.learning.fptt)
         broken += not (np.all(np.isfinite(fptt)) and np.all(np.isfinite(fptt_own)))
         own.append(cosine(fptt_own, reference))
         whole.append(cosine(fptt, reference))

@@ -254,7 +254,14 @@ def _point_rows(task) -> list[dict]:
             reference = window_gradient(net, theta, window, "bptt").grad
             bptt = window_gradient(net, theta, window, "bptt", arithmetic=arith).grad
             try:
-                fptt = window_gradient(net, theta, window, "fptt", arithmetic=arith)
+                fptt = window_gradient(
+                    net,
+                    theta,
+                    window,
+                    "fptt",
+                    arithmetic=arith,
+                    fptt=scenario.learning.fptt,
+                )
                 grad = fptt.grad
                 residual = max(
                     (d.residual_relative for d in fptt.layers if d.mode == "fptt"),
@@ -262,7 +269,7 @@ def _point_rows(task) -> list[dict]:
                 )
             except Exception:  # noqa: BLE001 - a singular Jacobian is a lost point
                 grad, residual = np.full(net.size, np.nan), math.inf
-            own = _fptt(net, theta, window, own_arith)
+            own = _fptt(net, theta, window, own_arith, scenario.learning.fptt)
             rows.append(
                 {
                     "profile": name,

@@ -433,6 +433,37 @@ class ModelConfig(BaseModel):
         return self.mlp_hidden
 
 
+class FpttConfig(BaseModel):
+    """Ways to make FPTT survive forgetting (``learning.fptt``).
+
+    Parameters
+    ----------
+    segments
+        Segmented shooting: the window's error pass restarts at ``segments``
+        boundaries whose errors come from a short backward recursion over
+        the boundaries alone, so that rounding errors grow over
+        ``T / segments`` steps instead of ``T``. Costs ``segments`` Jacobian
+        products and three errors each.
+    refine
+        Extra error passes per segment, each after a Newton step on the
+        segment's start error from its end residual.
+    until
+        Stop refining a segment once its relative end residual is at most
+        this; 0 runs every ``refine`` pass.
+    """
+
+    model_config = _SECTION
+
+    segments: Annotated[Int, Field(ge=1)] = 1
+    refine: Annotated[Int, Field(ge=0)] = 0
+    until: Annotated[Float, Field(ge=0)] = 0.0
+
+    @property
+    def plain(self) -> bool:
+        """Whether this is FPTT as published: one segment, no refinement."""
+        return self.segments == 1 and self.refine == 0
+
+
 class LearningConfig(BaseModel):
     """The learning algorithm and optimiser.
 
@@ -472,6 +503,8 @@ class LearningConfig(BaseModel):
         the exact gradient.
     online_every
         Steps of the error pass per update when ``online``.
+    fptt
+        Segmented shooting and refinement passes (:class:`FpttConfig`).
     """
 
     model_config = _SECTION
@@ -490,6 +523,7 @@ class LearningConfig(BaseModel):
     rtrl_max_bytes: Annotated[Int, Field(ge=1)] = 1_000_000_000
     online: bool = False
     online_every: Annotated[Int, Field(ge=1)] = 1
+    fptt: FpttConfig = FpttConfig()
 
     @model_validator(mode="after")
     def _optimizer_keys_apply(self) -> LearningConfig:

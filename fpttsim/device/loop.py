@@ -134,6 +134,13 @@ class Device:
         self.task, self.net = experiment.task, experiment.net
         net = self.net
         check_algorithm(net, learning.algorithm, learning.rtrl_max_bytes)
+        if learning.algorithm == "fptt" and not learning.fptt.plain:
+            raise ConfigError(
+                "segmented and refined FPTT (learning.fptt) run in gradcheck, "
+                "budget and the gradient-quality study; the device's step-by-step "
+                "schedule does not run them yet. Remove learning.fptt to train.",
+                key="learning.fptt",
+            )
         self.algorithm = learning.algorithm
         self.passes = learning.passes
         self.modes = layer_modes(net, learning.algorithm, learning.passes)

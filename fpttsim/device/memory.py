@@ -101,6 +101,7 @@ def plan(
     optimizer: str = "adam",
     momentum: bool = False,
     double_buffer: bool = True,
+    segments: int = 1,
 ) -> list[Buffer]:
     """The buffers a device learning ``net`` with ``algorithm`` holds.
 
@@ -120,6 +121,10 @@ def plan(
         Whether SGD keeps a momentum (one value per parameter).
     double_buffer
         Whether the replay buffer holds a second window while one is learnt.
+    segments
+        FPTT's segments (``learning.fptt.segments``): each beyond the first
+        holds a Jacobian product, a warm-up end value, a boundary error and
+        the state the segment starts from.
 
     Returns
     -------
@@ -222,6 +227,16 @@ def plan(
             "jacobian_product",
             shape=(n_layers, j),
         )
+        if segments > 1:
+            extra = n_layers * (segments - 1)
+            add(
+                "segments.jacobian_product",
+                "jacobian_product",
+                extra * j,
+                "jacobian_product",
+            )
+            add("segments.errors", "errors", 2 * extra * s, "error")
+            add("segments.state", "state", extra * s, "state")
     if algorithm == "bptt":
         add("learner.delta", "errors", 2 * s, "error", shape=(2, s))
         add("tape.state", "activations", length * n_layers * s, "state")

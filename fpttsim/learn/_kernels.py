@@ -239,3 +239,185 @@ def rtrl(ar, cell, theta, v, g, grad, sens):
                 dot = mac(ar, dot, sens[m, s], g[t, s])
             accumulate(ar, GRADIENT, grad, m, dot)
         h_prev[:] = h
+
+
+@kernel
+def fptt_segmented(
+    ar, cell, theta, v, g, bounds, refine, tol, jac_prods, ends, deltas, grad, dv
+):
+    r"""FPTT over segments, with refinement passes: fewer steps to amplify.
+
+    The window's steps are cut at ``bounds`` (``0 = b_0 < ... < b_K = T``).
+    Over segment ``k`` (steps ``b_{k-1} + 1 .. b_k``) the error equation is
+    affine, ``delta_{b_k} = P_k^{-1} delta_{b_{k-1}} + c_k``, with
+    ``P_k = J_{b_{k-1}}^T ... J_{b_k - 1}^T`` and ``c_k`` the end value of
+    the forward recursion started from zero at ``b_{k-1}``: the warm-up, run
+    once over the window and restarted at each boundary, keeps ``P_k`` and
+    ``c_k`` per segment. Hence, from ``delta_T = g_T``, the boundary errors
+    follow backwards over the boundaries alone:
+
+        delta_{b_{k-1}} = P_k (delta_{b_k} - c_k),      k = K .. 1,
+
+    a contracting recursion (the ``P_k`` contract). The error pass then
+    restarts every segment from its stored boundary error, so that a
+    rounding error grows over ``T / K`` steps at most instead of ``T``:
+    ``|lambda|^{-T/K}`` rather than ``|lambda|^{-T}``. With ``K = 1`` this is
+    FPTT itself.
+
+    Each segment's end residual ``r_k = d_{b_k} - delta_{b_k}`` measures what
+    rounding did; a Newton step on the segment's affine map,
+    ``delta_{b_{k-1}} <- delta_{b_{k-1}} - P_k r_k``, and another error pass
+    over the segment repair it (../docs/fptt.md §4). Up to ``refine`` such
+    passes run per segment, fewer when ``|r_k| <= tol |delta_{b_k}|``; only
+    the last pass's gradient counts. Memory: ``K`` products and end values,
+    ``K + 1`` boundary errors, independent of ``T``.
+
+    ``jac_prods`` (K, J), ``ends`` (K, S), ``deltas`` (K + 1, S) are filled;
+    ``grad`` and ``dv`` receive the gradient and the input errors. Returns
+    ``(status, passes, worst)``: 0 or the singular step, the error passes run
+    over segments in all, and the largest relative end residual left.
+    """
+    kind = dispatch.jacobian_kind(cell)
+    size = g.shape[1]
+    n_seg = bounds.shape[0] - 1
+    jac, work, lu, h_prev, h, unit, row = _scratch(kind, size)
+    starts = np.zeros((n_seg, size))  # the state at each segment's start
+
+    # pass 1: the warm-up, restarted at each boundary
+    scratch = (jac, work, lu, unit, row)
+    unused = np.empty(0)
+    for k in range(n_seg):
+        starts[k] = h_prev
+        d = np.zeros(size)
+        jacobian.prod_init(kind, jac_prods[k])
+        status = _segment_pass(
+            ar,
+            cell,
+            kind,
+            theta,
+            v,
+            g,
+            bounds[k],
+            bounds[k + 1],
+            h_prev,
+            h,
+            d,
+            scratch,
+            jac_prods[k],
+            unused,
+            dv,
+            True,
+        )
+        if status:
+            return status, 0, 0.0
+        ends[k] = d
+
+    # the boundary errors, backwards over the boundaries alone
+    for i in range(size):
+        deltas[n_seg, i] = rnd(ar, ERROR, g[bounds[n_seg], i])
+    for k in range(n_seg - 1, -1, -1):
+        jacobian.prod_apply(
+            ar, kind, jac_prods[k], _difference(ar, deltas[k + 1], ends[k]), deltas[k]
+        )
+
+    # pass 2: errors and gradients, each segment from its boundary error
+    passes = 0
+    worst = 0.0
+    seg_grad = np.empty(grad.shape[0])
+    fix = np.empty(size)
+    for k in range(n_seg):
+        first, last = bounds[k], bounds[k + 1]
+        dv_base = dv[first:last].copy()  # the block's own errors on the input
+        start = deltas[k].copy()
+        target = np.sqrt(np.sum(deltas[k + 1] * deltas[k + 1]))
+        rel = 0.0
+        for attempt in range(refine + 1):
+            passes += 1
+            seg_grad[:] = 0.0
+            h_prev[:] = starts[k]
+            dv[first:last] = dv_base  # a repeated pass replaces its input errors
+            d = start.copy()
+            status = _segment_pass(
+                ar,
+                cell,
+                kind,
+                theta,
+                v,
+                g,
+                first,
+                last,
+                h_prev,
+                h,
+                d,
+                scratch,
+                jac_prods[k],
+                seg_grad,
+                dv,
+                False,
+            )
+            if status:
+                return status, passes, worst
+            r = _difference(ar, d, deltas[k + 1])
+            rel = np.sqrt(np.sum(r * r)) / target if target > 0 else 0.0
+            if attempt == refine or rel <= tol:
+                break
+            jacobian.prod_apply(ar, kind, jac_prods[k], r, fix)
+            start = _difference(ar, start, fix)
+        worst = max(worst, rel)
+        for i in range(grad.shape[0]):
+            accumulate(ar, GRADIENT, grad, i, seg_grad[i])
+    return 0, passes, worst
+
+
+@kernel
+def _segment_pass(
+    ar,
+    cell,
+    kind,
+    theta,
+    v,
+    g,
+    first,
+    last,
+    h_prev,
+    h,
+    d,
+    scratch,
+    jac_prod,
+    grad,
+    dv,
+    warm,
+):
+    """Steps ``first + 1 .. last`` of a forward error pass from ``d``.
+
+    The warm-up (``warm``) multiplies each ``J^T`` into ``jac_prod``; the
+    error pass adds each step's gradient to ``grad`` and input errors to
+    ``dv``. Returns 0, or the step whose Jacobian was singular.
+    """
+    jac, work, lu, unit, row = scratch
+    d_prev = np.empty(d.shape[0])
+    for t in range(first + 1, last + 1):
+        if not _advance(
+            ar,
+            cell,
+            kind,
+            theta,
+            h_prev,
+            v[t - 1],
+            h,
+            g[t - 1],
+            d,
+            jac,
+            lu,
+            unit,
+            row,
+        ):
+            return t
+        if warm:
+            jacobian.prod_update(ar, kind, jac_prod, jac, work)
+        else:
+            dispatch.vjp(
+                ar, cell, theta, h_prev, v[t - 1], h, d, d_prev, grad, dv[t - 1], True
+            )
+        h_prev[:] = h
+    return 0

@@ -52,6 +52,9 @@ class LayerDiagnostics:
         Largest ``|delta'_t|_2`` of the warm-up pass.
     jac_prod_norm
         Frobenius norm of the Jacobian product ``P`` at the window's end.
+    error_passes
+        Error passes run over segments (segmented or refined FPTT; 0 for
+        plain FPTT, whose one pass covers the window).
     """
 
     mode: str
@@ -60,6 +63,7 @@ class LayerDiagnostics:
     delta_peak: float = 0.0
     warmup_peak: float = 0.0
     jac_prod_norm: float = 0.0
+    error_passes: int = 0
 
 
 @dataclass
@@ -211,6 +215,7 @@ def window_gradient(
     passes: int | None = None,
     arithmetic: Arithmetic | None = None,
     trace: bool = False,
+    fptt=None,
 ) -> WindowGradient:
     """Loss and gradient of one window with ``algorithm``.
 
@@ -232,6 +237,9 @@ def window_gradient(
     trace
         Keep each layer's inputs, states, instantaneous errors and (BPTT's)
         total errors in ``traces``, bottom layer first.
+    fptt
+        FPTT's segments and refinement passes
+        (:class:`fpttsim.config.scenario.FpttConfig`); None for plain FPTT.
 
     Raises
     ------
@@ -267,7 +275,7 @@ def window_gradient(
         g_cell = np.zeros(theta_cell.size)
         delta = np.empty_like(h) if trace and modes[layer] == "bptt" else None
         diagnostics[layer] = _credit(
-            ar, spec, modes[layer], theta_cell, u, h, g, g_cell, du, layer, delta
+            ar, spec, modes[layer], theta_cell, u, h, g, g_cell, du, layer, delta, fptt
         )
         grad[net.cell_slices[layer]] = g_cell
         traces[layer] = LayerTrace(u, h, g, delta)
@@ -279,7 +287,7 @@ def window_gradient(
 
 
 def _credit(
-    ar, spec, mode, theta_cell, u, h, g, grad, du, layer, delta=None
+    ar, spec, mode, theta_cell, u, h, g, grad, du, layer, delta=None, fptt=None
 ) -> LayerDiagnostics:
     """Run one layer's algorithm; adds to ``grad`` and ``du``.
 
@@ -298,6 +306,8 @@ def _credit(
         # RTRL gives no errors on the input: a one-layer network needs none
         return LayerDiagnostics(mode)
 
+    if fptt is not None and not fptt.plain:
+        return _segmented(ar, spec, theta_cell, u, g, grad, du, layer, fptt)
     delta0 = np.empty(spec.state_size)
     jac_prod = np.empty(spec.jacobian_size)
     status, warmup_peak = _kernels.fptt_warmup(
@@ -310,6 +320,48 @@ def _credit(
     )
     _raise_if_singular(status, layer, spec, "error")
     return _fptt_diagnostics(residual, g[-1], (delta_peak, warmup_peak), jac_prod)
+
+
+def segment_bounds(steps: int, segments: int) -> np.ndarray:
+    """``segments + 1`` boundaries cutting ``steps`` into near-equal segments.
+
+    More segments than steps give one step each.
+    """
+    segments = max(1, min(segments, steps))
+    return np.round(np.linspace(0, steps, segments + 1)).astype(np.int64)
+
+
+def _segmented(ar, spec, theta_cell, u, g, grad, du, layer, fptt):
+    """Segmented and refined FPTT on one layer (``_kernels.fptt_segmented``)."""
+    bounds = segment_bounds(u.shape[0], fptt.segments)
+    n_seg = bounds.size - 1
+    jac_prods = np.empty((n_seg, spec.jacobian_size))
+    ends = np.empty((n_seg, spec.state_size))
+    deltas = np.empty((n_seg + 1, spec.state_size))
+    status, passes, worst = _kernels.fptt_segmented(
+        ar,
+        spec.code,
+        theta_cell,
+        u,
+        g,
+        bounds,
+        fptt.refine,
+        fptt.until,
+        jac_prods,
+        ends,
+        deltas,
+        grad,
+        du,
+    )
+    _raise_if_singular(status, layer, spec, "segmented")
+    return LayerDiagnostics(
+        "fptt",
+        residual=worst * float(np.linalg.norm(g[-1])),
+        residual_relative=worst,
+        delta_peak=float(np.max(np.linalg.norm(deltas, axis=1))),
+        jac_prod_norm=float(np.linalg.norm(jac_prods[0])),
+        error_passes=passes,
+    )
 
 
 def _fptt_diagnostics(residual, g_end, peaks, jac_prod) -> LayerDiagnostics:

@@ -287,3 +287,10 @@ def test_a_gradcheck_sweep_reports_one_panel_per_profile(tmp_path):
     assert "report_lines.png" in {f.name for f in files}
     with pytest.raises(ConfigError, match="--panels"):
         sweep_report(out, panels="model.hidden")
+
+
+def test_a_missing_base_scenario_names_the_sweep_files_line(tmp_path):
+    path = write_sweep(tmp_path, "name: x\nbase: no-such-scenario\ngrid: {seed: [1]}\n")
+    with pytest.raises(ConfigError, match="neither a file") as info:
+        load_sweep(path)
+    assert (info.value.line, info.value.key) == (2, "base")

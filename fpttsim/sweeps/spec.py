@@ -172,14 +172,20 @@ class Sweep:
     runs: list[Run]
 
 
-def _base_reference(spec: SweepSpec, folder: Path) -> str:
+def _base_reference(spec: SweepSpec, folder: Path, document) -> str:
     """The base scenario as a shipped name or an absolute path."""
     path = folder / spec.base
     if path.is_file():
         return os.fspath(path.resolve())
     if find_shipped("scenarios", spec.base) is not None:
         return spec.base
-    return spec.base  # load_scenario names what is missing
+    raise ConfigError(
+        f"base scenario {spec.base!r} is neither a file (relative to the sweep "
+        "file's folder) nor a shipped scenario (see `fpttsim scenarios`)",
+        file=document.file,
+        line=document.line_of(("base",)),
+        key="base",
+    )
 
 
 def run_key(scenario, command: str) -> str:
@@ -204,7 +210,7 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
     document = _read_mapping(path, "sweep", "name:, base: and grid:")
     origin = _Origin(document=document, overridden=frozenset())
     spec = _validate(SweepSpec, document.data, origin)
-    base = _base_reference(spec, path.parent)
+    base = _base_reference(spec, path.parent, document)
     axes_grid = list(spec.grid.items())
     zipped = list(zip(*spec.zip.values(), strict=True)) if spec.zip else [()]
     seeds = list(range(spec.seeds)) if spec.seeds is not None else [None]
@@ -232,14 +238,7 @@ def _resolve(base: str, overrides: dict, spec: SweepSpec, document):
         return load_scenario(base, overrides)
     except ConfigError as exc:
         if exc.file != "--set":
-            if exc.file is None or "base" in exc.message:
-                raise ConfigError(
-                    exc.message,
-                    file=document.file,
-                    line=document.line_of(("base",)),
-                    key="base",
-                ) from exc
-            raise
+            raise  # the base scenario's own file is at fault, and named
         key = exc.key or ""
         section = next(
             (s for s in ("grid", "zip", "set") if key in (getattr(spec, s) or {})),

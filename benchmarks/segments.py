@@ -21,10 +21,7 @@ from fpttsim.budget import budget
 from fpttsim.config import load_profile, load_scenario
 from fpttsim.config.scenario import FpttConfig
 from fpttsim.experiment import prepare
-from fpttsim.learn.engine import window_gradient
-from fpttsim.numerics.arithmetic import Arithmetic
-from fpttsim.numerics.codes import WEIGHTS
-from fpttsim.precision import _device_window, _fptt, cosine, formats_only, windows_at
+from fpttsim.precision import compare, on_device, windows_at, zero_if_nan
 
 METHODS = [
     ("plain", FpttConfig()),
@@ -54,28 +51,20 @@ def main() -> None:
     args = parser.parse_args()
     for name in args.profiles.split(","):
         profile = load_profile(name)
-        own_profile = formats_only(profile)
         rows = {label: ([], []) for label, _ in METHODS}
         rows["bptt"] = ([], [])
         for seed in range(args.seeds):
             scenario = load_scenario("quickstart", {**OVERRIDES, "seed": seed})
             experiment = prepare(scenario)
             net = experiment.net
-            arith = Arithmetic.from_profile(profile, seed)
-            own = Arithmetic.from_profile(own_profile, seed)
-            theta = arith.round_blocks(WEIGHTS, experiment.theta, net.stored_weights())
-            window = _device_window(arith, windows_at(scenario, 1000, 1)[0])
-            exact = window_gradient(net, theta, window, "bptt").grad
-            device = window_gradient(net, theta, window, "bptt", arithmetic=arith)
-            rows["bptt"][0].append(1.0)
-            rows["bptt"][1].append(cosine(device.grad, exact))
+            arith, own, theta = on_device(net, experiment.theta, profile, seed)
+            raw = windows_at(scenario, 1000, 1)[0]
             for label, method in METHODS:
-                rows[label][0].append(
-                    cosine(_fptt(net, theta, window, own, method), exact)
-                )
-                rows[label][1].append(
-                    cosine(_fptt(net, theta, window, arith, method), exact)
-                )
+                found = compare(net, theta, raw, arith, own, method)
+                rows[label][0].append(zero_if_nan(found.own))
+                rows[label][1].append(zero_if_nan(found.whole))
+            rows["bptt"][0].append(1.0)
+            rows["bptt"][1].append(zero_if_nan(found.bptt))
         print(
             f"\n{name}, T = 1000, r_min = 0.9: cosine median (worst) of "
             f"{args.seeds} seeds"

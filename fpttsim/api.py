@@ -388,7 +388,7 @@ def schema(kind: str) -> dict:
 
 
 def sweep(
-    path: str | os.PathLike,
+    path,
     out: str | os.PathLike,
     *,
     workers: int | None = None,
@@ -401,7 +401,8 @@ def sweep(
     Parameters
     ----------
     path
-        The sweep file.
+        The sweep file, or a sweep already loaded with
+        :func:`fpttsim.sweeps.load_sweep`.
     out
         The sweep's folder: ``runs/<key>/``, ``results.jsonl``,
         ``sweep.json``.
@@ -421,7 +422,7 @@ def sweep(
     """
     from fpttsim import sweeps
 
-    loaded = sweeps.load_sweep(path)
+    loaded = path if isinstance(path, sweeps.Sweep) else sweeps.load_sweep(path)
     if scheduler or dask:
         executor = sweeps.DaskExecutor(scheduler, workers)
     else:

@@ -268,7 +268,7 @@ def budget(
     experiment = prepare(scenario)
     net = experiment.net
     length = scenario.task.length or next(experiment.task.stream(0)).inputs.shape[0]
-    prediction = predict(scenario, profile, threshold=threshold)
+    prediction = predict(scenario, profile, threshold=threshold, experiment=experiment)
     spectra = [layer.spectrum for layer in prediction.layers]
     cost_model = CostModel(net, profile)
     sample = next(experiment.task.stream(scenario.seed))
@@ -324,5 +324,6 @@ def budget(
             threshold,
             max_length=max_length,
             windows=windows,
+            experiment=experiment,
         )
     return result

@@ -404,11 +404,15 @@ def _gradcheck_table(result) -> str:
     return "\n".join(lines)
 
 
-def _budget(args: argparse.Namespace) -> int:
-    if not 0.0 < args.threshold < 1.0:
+def _check_threshold(value: float) -> None:
+    if not 0.0 < value < 1.0:
         raise ConfigError(
-            f"expected a cosine in (0, 1), got {args.threshold}", key="--threshold"
+            f"expected a cosine in (0, 1), got {value}", key="--threshold"
         )
+
+
+def _budget(args: argparse.Namespace) -> int:
+    _check_threshold(args.threshold)
     if args.max_length < 1:
         raise ConfigError(
             f"expected a length >= 1, got {args.max_length}", key="--max-length"
@@ -521,10 +525,7 @@ def _listed(text: str | None, convert, key: str, default):
 def _study(args: argparse.Namespace) -> int:
     from fpttsim import study
 
-    if not 0.0 < args.threshold < 1.0:
-        raise ConfigError(
-            f"expected a cosine in (0, 1), got {args.threshold}", key="--threshold"
-        )
+    _check_threshold(args.threshold)
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"expected N >= 1, got {args.workers}", key="--workers")
     result = api.gradient_quality(
@@ -584,7 +585,7 @@ def _sweep(args: argparse.Namespace) -> int:
         return EXIT_OK
     try:
         outcome = api.sweep(
-            args.sweep,
+            loaded,
             args.out,
             workers=args.workers,
             scheduler=args.scheduler,

@@ -58,6 +58,7 @@ from fpttsim.cells import dispatch
 from fpttsim.cells.jacobian import COMPLEX_DIAGONAL, DENSE
 from fpttsim.data import Window, make_task
 from fpttsim.errors import ConfigError, NumericalError
+from fpttsim.experiment import prepare
 from fpttsim.learn import _kernels
 from fpttsim.learn.engine import window_gradient
 from fpttsim.numerics.arithmetic import Arithmetic
@@ -657,6 +658,7 @@ def predict(
     theta=None,
     threshold: float = DEFAULT_THRESHOLD,
     max_model_length: int = 20000,
+    experiment=None,
 ) -> Prediction:
     """Predict the largest window length at which FPTT's gradient survives.
 
@@ -674,14 +676,15 @@ def predict(
         The gradient cosine to keep.
     max_model_length
         The longest window the modes' parts are measured on.
+    experiment
+        The scenario's :func:`fpttsim.experiment.prepare`, when the caller
+        has it.
 
     Returns
     -------
     Prediction
     """
-    from fpttsim.experiment import prepare
-
-    experiment = prepare(scenario)
+    experiment = experiment or prepare(scenario)
     net = experiment.net
     theta = experiment.theta if theta is None else np.asarray(theta, dtype=float)
     error_fmt = FormatBits.of(profile, "error")
@@ -795,53 +798,111 @@ class Measurement:
         }
 
 
-def _finite_or_zero(values: list[float]) -> float:
-    return float(np.median([v if np.isfinite(v) else 0.0 for v in values]))
+def zero_if_nan(value: float) -> float:
+    """A gradient that is not finite carries no direction: its cosine is 0."""
+    return value if math.isfinite(value) else 0.0
 
 
-def _fptt(net, theta, window, arith, fptt=None) -> np.ndarray:
+def _median(values: list[float]) -> float:
+    return float(np.median([zero_if_nan(v) for v in values]))
+
+
+def on_device(net, theta, profile, seed: int):
+    """A profile's arithmetic, its error and P formats alone, and ``theta``.
+
+    Returns ``(arith, own, theta)``: ``theta`` is stored in the profile's
+    weight format, ``own`` rounds only what :func:`formats_only` keeps.
+    """
+    arith = Arithmetic.from_profile(profile, seed)
+    own = Arithmetic.from_profile(formats_only(profile), seed)
+    return arith, own, arith.round_blocks(WEIGHTS, theta, net.stored_weights())
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Gradient cosines on one window, each against exact BPTT (NaN: broken).
+
+    Attributes
+    ----------
+    own, whole
+        FPTT with the profile's error and P formats alone, and in its whole
+        arithmetic.
+    bptt
+        BPTT in the profile's whole arithmetic.
+    residual
+        The whole-profile FPTT's largest relative end residual; inf when a
+        Jacobian was singular.
+    finite
+        Whether both FPTT gradients are finite.
+    """
+
+    own: float
+    whole: float
+    bptt: float
+    residual: float
+    finite: bool
+
+
+def _fptt(net, theta, window, arith, fptt):
     try:
-        return window_gradient(
-            net, theta, window, "fptt", arithmetic=arith, fptt=fptt
-        ).grad
+        return window_gradient(net, theta, window, "fptt", arithmetic=arith, fptt=fptt)
     except NumericalError:
-        return np.full(net.size, np.nan)
+        return None
+
+
+def compare(net, theta, raw, arith, own_arith, fptt=None) -> Comparison:
+    """FPTT and BPTT on one window against exact BPTT on the same numbers.
+
+    ``theta`` is already in the profile's weight format; the window's inputs
+    are stored in its input format here, so that exact BPTT, as in
+    ``gradcheck``, sees what the device sees.
+    """
+    window = _device_window(arith, raw)
+    reference = window_gradient(net, theta, window, "bptt").grad
+    bptt = window_gradient(net, theta, window, "bptt", arithmetic=arith).grad
+    whole = _fptt(net, theta, window, arith, fptt)
+    own = _fptt(net, theta, window, own_arith, fptt)
+    broken = np.full(net.size, np.nan)
+    whole_grad = broken if whole is None else whole.grad
+    own_grad = broken if own is None else own.grad
+    residual = math.inf
+    if whole is not None:
+        residual = max(
+            (d.residual_relative for d in whole.layers if d.mode == "fptt"),
+            default=0.0,
+        )
+    return Comparison(
+        cosine(own_grad, reference),
+        cosine(whole_grad, reference),
+        cosine(bptt, reference),
+        residual,
+        bool(np.all(np.isfinite(whole_grad)) and np.all(np.isfinite(own_grad))),
+    )
 
 
 def measure(
-    scenario, profile, length: int, windows: int = 2, theta=None
+    scenario, profile, length: int, windows: int = 2, theta=None, experiment=None
 ) -> Measurement:
     """Simulate FPTT and BPTT at one length and compare their gradients.
 
     The parameters (default: the scenario's initial ones) are stored in the
-    profile's weight format and the inputs in its input format; exact BPTT
-    sees the same numbers, as in ``gradcheck``.
+    profile's weight format and the inputs in its input format
+    (:func:`compare`).
     """
-    from fpttsim.experiment import prepare
-
-    experiment = prepare(scenario)
+    experiment = experiment or prepare(scenario)
     net = experiment.net
     theta = experiment.theta if theta is None else np.asarray(theta, dtype=float)
-    arith = Arithmetic.from_profile(profile, scenario.seed)
-    own_arith = Arithmetic.from_profile(formats_only(profile), scenario.seed)
-    theta = arith.round_blocks(WEIGHTS, theta, net.stored_weights())
-    own, whole, bptt, broken = [], [], [], 0
-    for raw in windows_at(scenario, length, windows):
-        window = _device_window(arith, raw)
-        reference = window_gradient(net, theta, window, "bptt").grad
-        device_bptt = window_gradient(net, theta, window, "bptt", arithmetic=arith)
-        fptt_own = _fptt(net, theta, window, own_arith, scenario.learning.fptt)
-        fptt = _fptt(net, theta, window, arith, scenario.learning.fptt)
-        broken += not (np.all(np.isfinite(fptt)) and np.all(np.isfinite(fptt_own)))
-        own.append(cosine(fptt_own, reference))
-        whole.append(cosine(fptt, reference))
-        bptt.append(cosine(device_bptt.grad, reference))
+    arith, own_arith, theta = on_device(net, theta, profile, scenario.seed)
+    found = [
+        compare(net, theta, raw, arith, own_arith, scenario.learning.fptt)
+        for raw in windows_at(scenario, length, windows)
+    ]
     return Measurement(
         length,
-        _finite_or_zero(own),
-        _finite_or_zero(whole),
-        _finite_or_zero(bptt),
-        broken,
+        _median([c.own for c in found]),
+        _median([c.whole for c in found]),
+        _median([c.bptt for c in found]),
+        sum(not c.finite for c in found),
     )
 
 
@@ -949,6 +1010,7 @@ def check(
     max_length: int = 20000,
     windows: int = 2,
     theta=None,
+    experiment=None,
 ) -> Check:
     """Measure the largest length FPTT keeps ``threshold`` at, near ``predicted``.
 
@@ -960,6 +1022,7 @@ def check(
     predicted length, or the :class:`Prediction`, whose cosines are then
     compared with the measured ones.
     """
+    experiment = experiment or prepare(scenario)
     model = predicted if isinstance(predicted, Prediction) else None
     if model is not None:
         predicted = model.max_length
@@ -973,7 +1036,9 @@ def check(
 
     def run(length: int) -> None:
         if length not in results:
-            results[length] = measure(scenario, profile, length, windows, theta)
+            results[length] = measure(
+                scenario, profile, length, windows, theta, experiment
+            )
 
     for length in sorted(lengths):
         run(length)

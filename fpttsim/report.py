@@ -330,6 +330,37 @@ def _figure():
     return fig
 
 
+def panel_figure(count: int, height: float, min_width: float = 0.0, sharey=False):
+    """A figure of ``count`` panels, four to a row, and its panels' axes.
+
+    Slots of the last row left over are hidden.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    columns = min(count, 4)
+    rows = math.ceil(count / columns)
+    fig = Figure(
+        figsize=(max(min_width, 3.6 * columns), height * rows), layout="constrained"
+    )
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, columns, squeeze=False, sharey=sharey).ravel()
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return fig, axes[:count]
+
+
+def write_table(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Write ``rows`` as a CSV file, atomically; columns in order of appearance."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_atomic(Path(path), buffer.getvalue().encode())
+    return Path(path)
+
+
 def _save(fig, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
@@ -478,9 +509,6 @@ def plot_gradient_quality(result, out_dir) -> list[Path]:
     seeds, the band from the lowest to the highest seed). ``heatmaps.png``:
     the median cosine over ``r_min`` and ``T``, one panel per profile.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     out_dir = Path(out_dir)
     summary = result.summary()
     profiles, r_min, lengths = result.profiles, result.r_min, result.lengths
@@ -493,16 +521,12 @@ def plot_gradient_quality(result, out_dir) -> list[Path]:
         }
         return np.array([[values[r, n] for r in r_min] for n in lengths])
 
-    columns = min(len(profiles), 4)
-    rows = math.ceil(len(profiles) / columns)
     positions = np.arange(len(r_min))
     labels = [f"{r:g}" for r in r_min]
     written = []
 
-    fig = Figure(figsize=(3.6 * columns, 3.2 * rows), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, columns, squeeze=False, sharey=True).ravel()
-    for ax, profile in zip(axes, profiles, strict=False):
+    fig, axes = panel_figure(len(profiles), 3.2, sharey=True)
+    for ax, profile in zip(axes, profiles, strict=True):
         median, low, high = (
             grid(profile, k) for k in ("cosine", "cosine_min", "cosine_max")
         )
@@ -514,17 +538,13 @@ def plot_gradient_quality(result, out_dir) -> list[Path]:
         ax.set_title(profile)
         ax.set_xlabel("r_min")
         ax.grid(True, alpha=0.3)
-    for ax in axes[len(profiles) :]:
-        ax.set_visible(False)
     axes[0].set_ylabel("cosine with exact BPTT")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{result.scenario}: FPTT's gradient against forgetting and precision")
     written.append(_save(fig, out_dir / "gradient_quality.png"))
 
-    fig = Figure(figsize=(3.6 * columns, 2.6 * rows), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, columns, squeeze=False).ravel()
-    for ax, profile in zip(axes, profiles, strict=False):
+    fig, axes = panel_figure(len(profiles), 2.6)
+    for ax, profile in zip(axes, profiles, strict=True):
         image = ax.imshow(
             grid(profile, "cosine"), vmin=0, vmax=1, cmap="viridis", aspect="auto"
         )
@@ -533,8 +553,6 @@ def plot_gradient_quality(result, out_dir) -> list[Path]:
         ax.set_xlabel("r_min")
         ax.set_ylabel("T")
         ax.set_title(profile)
-    for ax in axes[len(profiles) :]:
-        ax.set_visible(False)
-    fig.colorbar(image, ax=list(axes[: len(profiles)]), label="median cosine")
+    fig.colorbar(image, ax=list(axes), label="median cosine")
     written.append(_save(fig, out_dir / "heatmaps.png"))
     return written

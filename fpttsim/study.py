@@ -15,8 +15,6 @@ A profile is a shipped name, a path, or a bare number format (``fp32``,
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -30,18 +28,14 @@ import numpy as np
 from fpttsim.config import Profile, load_profile, load_scenario
 from fpttsim.errors import ConfigError
 from fpttsim.experiment import prepare
-from fpttsim.learn.engine import window_gradient
-from fpttsim.numerics.arithmetic import Arithmetic
-from fpttsim.numerics.codes import WEIGHTS
 from fpttsim.numerics.formats import parse_format
 from fpttsim.precision import (
     DEFAULT_THRESHOLD,
-    _device_window,
-    _fptt,
-    cosine,
-    formats_only,
+    compare,
+    on_device,
     predict,
     windows_at,
+    zero_if_nan,
 )
 
 DEFAULT_R_MIN = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
@@ -207,7 +201,7 @@ class StudyResult:
 
     def write(self, out) -> list[Path]:
         """Write the CSVs, ``study.json`` and the figures into ``out``."""
-        from fpttsim.report import _write_atomic, plot_gradient_quality
+        from fpttsim.report import _write_atomic, plot_gradient_quality, write_table
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -216,12 +210,7 @@ class StudyResult:
             ("gradient_quality.csv", self.rows),
             ("summary.csv", self.summary()),
         ):
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-            _write_atomic(out / name, buffer.getvalue().encode())
-            files.append(out / name)
+            files.append(write_table(out / name, rows))
         _write_atomic(out / "study.json", (self.to_json() + "\n").encode())
         files.append(out / "study.json")
         files += plot_gradient_quality(self, out)
@@ -244,52 +233,30 @@ def _point_rows(task) -> list[dict]:
             profile,
             threshold=threshold,
             max_model_length=4 * max(lengths),
+            experiment=experiment,
         )
         limit = prediction.max_length
-        arith = Arithmetic.from_profile(profile, seed)
-        own_arith = Arithmetic.from_profile(formats_only(profile), seed)
-        theta = arith.round_blocks(WEIGHTS, experiment.theta, net.stored_weights())
+        arith, own_arith, theta = on_device(net, experiment.theta, profile, seed)
         for length in lengths:
-            window = _device_window(arith, windows_at(scenario, length, 1)[0])
-            reference = window_gradient(net, theta, window, "bptt").grad
-            bptt = window_gradient(net, theta, window, "bptt", arithmetic=arith).grad
-            try:
-                fptt = window_gradient(
-                    net,
-                    theta,
-                    window,
-                    "fptt",
-                    arithmetic=arith,
-                    fptt=scenario.learning.fptt,
-                )
-                grad = fptt.grad
-                residual = max(
-                    (d.residual_relative for d in fptt.layers if d.mode == "fptt"),
-                    default=0.0,
-                )
-            except Exception:  # noqa: BLE001 - a singular Jacobian is a lost point
-                grad, residual = np.full(net.size, np.nan), math.inf
-            own = _fptt(net, theta, window, own_arith, scenario.learning.fptt)
+            raw = windows_at(scenario, length, 1)[0]
+            found = compare(net, theta, raw, arith, own_arith, scenario.learning.fptt)
             rows.append(
                 {
                     "profile": name,
                     "r_min": r_min,
                     "length": length,
                     "seed": seed,
-                    "cosine": _zero_if_nan(cosine(grad, reference)),
-                    "own_cosine": _zero_if_nan(cosine(own, reference)),
-                    "bptt_cosine": _zero_if_nan(cosine(bptt, reference)),
-                    "residual": residual if math.isfinite(residual) else None,
+                    "cosine": zero_if_nan(found.whole),
+                    "own_cosine": zero_if_nan(found.own),
+                    "bptt_cosine": zero_if_nan(found.bptt),
+                    "residual": found.residual
+                    if math.isfinite(found.residual)
+                    else None,
                     "predicted_cosine": prediction.cosine_at(length),
                     "predicted_max_length": None if math.isinf(limit) else int(limit),
                 }
             )
     return rows
-
-
-def _zero_if_nan(value: float) -> float:
-    """A gradient that is not finite carries no direction: cosine 0."""
-    return value if math.isfinite(value) else 0.0
 
 
 def gradient_quality(

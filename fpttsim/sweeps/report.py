@@ -9,8 +9,6 @@ seeds), and a heatmap over two axes.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from pathlib import Path
@@ -39,17 +37,6 @@ def _number(value):
     )
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    from fpttsim.report import _write_atomic
-
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    _write_atomic(path, buffer.getvalue().encode())
-
-
 def sweep_report(
     out,
     metric: str | None = None,
@@ -74,7 +61,7 @@ def sweep_report(
     -------
     list of Path
     """
-    from fpttsim.report import _figure, _save
+    from fpttsim.report import _figure, _save, panel_figure, write_table
 
     out = Path(out)
     plan = _plan(out)
@@ -107,7 +94,7 @@ def sweep_report(
             row["error"] = summary.get("error", "")
         rows.append(row)
     written = [out / "results.csv"]
-    _write_csv(written[0], rows)
+    write_table(written[0], rows)
 
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
@@ -125,7 +112,7 @@ def sweep_report(
             entry[f"{m}.max"] = max(finite) if finite else None
         summary_rows.append(entry)
     written.append(out / "summary.csv")
-    _write_csv(written[1], summary_rows)
+    write_table(written[1], summary_rows)
     if x is None:
         return written
 
@@ -143,17 +130,8 @@ def sweep_report(
     positions = np.arange(len(xs))
     series = values_of(lines) if lines else [None]
     panel_values = values_of(panels) if panels else [None]
-    columns = min(len(panel_values), 4)
-    rows_of_panels = math.ceil(len(panel_values) / columns)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(
-        figsize=(max(7.0, 3.6 * columns), 3.4 * rows_of_panels), layout="constrained"
-    )
-    FigureCanvasAgg(fig)
-    axes_grid = fig.subplots(rows_of_panels, columns, squeeze=False, sharey=True)
-    for ax, panel in zip(axes_grid.ravel(), panel_values, strict=False):
+    fig, axes = panel_figure(len(panel_values), 3.4, min_width=7.0, sharey=True)
+    for ax, panel in zip(axes, panel_values, strict=True):
         for value in series:
             stats = []
             for xv in xs:
@@ -181,10 +159,8 @@ def sweep_report(
         if panels is not None:
             ax.set_title(f"{panels} = {label(panels, panel)}", fontsize=9)
         ax.grid(True, alpha=0.3)
-    for ax in axes_grid.ravel()[len(panel_values) :]:
-        ax.set_visible(False)
-    axes_grid[0, 0].set_ylabel(metric)
-    axes_grid[0, 0].legend(fontsize=8)
+    axes[0].set_ylabel(metric)
+    axes[0].legend(fontsize=8)
     fig.suptitle(f"{plan['name']}: {metric} (mean, band over seeds)")
     written.append(_save(fig, out / "report_lines.png"))
 

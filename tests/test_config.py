@@ -20,6 +20,7 @@ from fpttsim.config import (
     shipped_scenarios,
 )
 from fpttsim.config import loader as loader_module
+from fpttsim.config.profile import QuantityFormats
 from fpttsim.errors import ConfigError
 
 # Line numbers in the tests below count from 1 at "name: demo".
@@ -535,3 +536,36 @@ def test_shipped_quickstart_loads_if_present():
     scenario = load_scenario("quickstart")
     assert scenario.name == "quickstart"
     assert isinstance(scenario.resolve_profile(), Profile)
+
+
+# --- device.formats: mixed precision on a profile -------------------------------
+
+
+def test_device_formats_replace_the_profiles_own(tmp_path):
+    text = BASE + "profile: bf16-systolic\ndevice:\n  formats:\n    error: fp32\n"
+    profile = load_text(tmp_path, text).resolve_profile()
+    assert profile.name == "bf16-systolic + error: fp32"
+    assert profile.format_of("error").format == "fp32"
+    # the rest is the device's: bf16 storage, its fp32 accumulator, its memory
+    shipped = load_profile("bf16-systolic")
+    for quantity in ("state", "jacobian_product", "accumulator"):
+        assert profile.format_of(quantity) == shipped.format_of(quantity)
+    assert profile.memory == shipped.memory
+
+
+def test_device_formats_keep_a_quantitys_rounding_when_only_the_format_changes():
+    profile = load_profile("loihi2")
+    wide = profile.with_formats(QuantityFormats(error="fixed32.24"))
+    assert wide.format_of("error").format == "fixed32.24"
+    assert wide.format_of("error").rounding == profile.format_of("error").rounding
+    assert profile.with_formats(QuantityFormats()) is profile
+
+
+def test_device_formats_bad_name_points_at_its_line(tmp_path):
+    text = BASE + "device:\n  formats:\n    jacobian_product: fp33\n"
+    with pytest.raises(ConfigError, match="format name 'fp33' is not valid") as info:
+        load_text(tmp_path, text)
+    assert (info.value.line, info.value.key) == (
+        15,
+        "device.formats.jacobian_product",
+    )

@@ -30,7 +30,8 @@ from fpttsim.config._yaml import (
     read_yaml_file,
 )
 from fpttsim.config.profile import Profile
-from fpttsim.config.scenario import RELATION_ERROR, Scenario, TaskSection
+from fpttsim.config.relations import RELATION_ERROR
+from fpttsim.config.scenario import Scenario, TaskSection
 from fpttsim.errors import ConfigError
 
 ShippedKind = Literal["scenarios", "hardware_profiles"]

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from fpttsim.config.scenario import relation_error
+from fpttsim.config.relations import relation_error
 from fpttsim.numerics.codes import QUANTITY_NAMES
 
 _SECTION = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -405,6 +405,53 @@ class Profile(BaseModel):
             When ``quantity`` is not a quantity name.
         """
         return self.arithmetic.format_of(quantity)
+
+    def with_formats(self, formats: QuantityFormats) -> Profile:
+        """Return this profile with some quantities held in other formats.
+
+        A design choice layered on a device (mixed precision: e.g. FPTT's
+        errors and Jacobian product wider than the rest); every other figure
+        stays the profile's.
+
+        Parameters
+        ----------
+        formats
+            The quantities to change; those left None keep their format.
+
+        Returns
+        -------
+        Profile
+            The changed profile, named after what changed (this profile
+            itself when nothing does).
+
+        Examples
+        --------
+        >>> from fpttsim.config import load_profile
+        >>> from fpttsim.config.profile import QuantityFormats
+        >>> wide = QuantityFormats(error="fp32", jacobian_product="fp32")
+        >>> mixed = load_profile("bf16-systolic").with_formats(wide)
+        >>> mixed.name
+        'bf16-systolic + error: fp32, jacobian_product: fp32'
+        >>> mixed.format_of("error").format, mixed.format_of("state").format
+        ('fp32', 'bf16')
+        """
+        changed = formats.model_dump(exclude_none=True)
+        if not changed:
+            return self
+        merged = {
+            **self.arithmetic.formats.model_dump(exclude_none=True),
+            **changed,
+        }
+        arithmetic = self.arithmetic.model_copy(
+            update={"formats": QuantityFormats(**merged)}
+        )
+        described = ", ".join(
+            f"{quantity}: {entry.get('format') or self.arithmetic.default}"
+            for quantity, entry in changed.items()
+        )
+        return self.model_copy(
+            update={"name": f"{self.name} + {described}", "arithmetic": arithmetic}
+        )
 
     def quantities(self) -> tuple[ResolvedFormat, ...]:
         """Return the resolved format of every quantity, in the engine's order.

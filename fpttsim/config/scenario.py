@@ -21,8 +21,9 @@ from pydantic import (
     Strict,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
+from fpttsim.config.profile import QuantityFormats
+from fpttsim.config.relations import relation_error
 from fpttsim.data.datasets import (
     DIGITS_LENGTHS,
     MNIST1D_LENGTH,
@@ -35,32 +36,12 @@ from fpttsim.data.datasets import (
 if TYPE_CHECKING:
     from fpttsim.config.profile import Profile
 
-# Error type of the cross-field checks below. Pydantic reports a model-level
-# check at the model's location; the ``key`` in the context names the field
-# the message is about, so that the error points at that field's line.
-RELATION_ERROR = "fpttsim_relation"
 
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 
-
-def relation_error(key: str, message: str) -> PydanticCustomError:
-    """Build the error of a check that involves several fields.
-
-    Parameters
-    ----------
-    key
-        Dotted path of the field to blame, relative to the model that checks.
-    message
-        Full-sentence message naming the constraint and the values received.
-
-    Returns
-    -------
-    PydanticCustomError
-        An error of type :data:`RELATION_ERROR` whose context holds ``key``.
-    """
-    # The message is passed as a template: braces would be read as fields.
-    template = message.replace("{", "(").replace("}", ")")
-    return PydanticCustomError(RELATION_ERROR, template, {"key": key})
+# learning.fptt.inverse in the order of the codes fpttsim.cells.jacobian gives
+# them (EXACT, NEUMANN): the configuration does not import compiled code.
+INVERSE_METHODS = ("exact", "neumann")
 
 
 def _check_name(value: str) -> str:
@@ -434,7 +415,7 @@ class ModelConfig(BaseModel):
 
 
 class FpttConfig(BaseModel):
-    """Ways to make FPTT survive forgetting (``learning.fptt``).
+    """How FPTT runs (``learning.fptt``): segments, refinement, inverses.
 
     Parameters
     ----------
@@ -450,6 +431,16 @@ class FpttConfig(BaseModel):
     until
         Stop refining a segment once its relative end residual is at most
         this; 0 runs every ``refine`` pass.
+    inverse
+        How each step applies ``J^{-T}``: ``exact`` (a division, or an LU
+        solve for dense cells) or ``neumann``, the truncated series
+        ``sum_{i<=terms} (I - J^T)^i``: ``terms`` products with ``J^T``
+        instead of a factorisation, biased unless ``J`` is close to the
+        identity (see :func:`fpttsim.cells.jacobian.inverse_transpose`).
+        Both passes use it; the product ``P`` stays exact.
+    terms
+        The Neumann series' terms beyond the first; 1 gives
+        ``(2 I - J^T)``. Only with ``inverse: neumann``.
     """
 
     model_config = _SECTION
@@ -457,11 +448,29 @@ class FpttConfig(BaseModel):
     segments: Annotated[Int, Field(ge=1)] = 1
     refine: Annotated[Int, Field(ge=0)] = 0
     until: Annotated[Float, Field(ge=0)] = 0.0
+    inverse: Literal["exact", "neumann"] = "exact"
+    terms: Annotated[Int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _terms_apply(self) -> FpttConfig:
+        if self.terms != 1 and self.inverse != "neumann":
+            raise relation_error(
+                "terms",
+                f"terms is the Neumann series' length, got terms = {self.terms} "
+                f"with inverse {self.inverse}. Remove terms, or set "
+                "inverse: neumann.",
+            )
+        return self
 
     @property
     def plain(self) -> bool:
         """Whether this is FPTT as published: one segment, no refinement."""
         return self.segments == 1 and self.refine == 0
+
+    @property
+    def inverse_code(self) -> int:
+        """The inverse method's code, as ``fpttsim.cells.jacobian`` numbers them."""
+        return INVERSE_METHODS.index(self.inverse)
 
 
 class LearningConfig(BaseModel):
@@ -618,12 +627,18 @@ class DeviceConfig(BaseModel):
         Whether the replay buffer holds a second window, filled while the
         learner works on the first; without it, samples that arrive while the
         learner works are not stored and their window is not learnt.
+    formats
+        Quantities this design holds in other formats than the profile's
+        (mixed precision, e.g. ``{error: fp32, jacobian_product: fp32}``),
+        as a profile's ``arithmetic.formats`` gives them; memory, cost and
+        arithmetic all follow.
     """
 
     model_config = _SECTION
 
     rate_hz: Annotated[Float, Field(gt=0)] = 1000.0
     double_buffer: bool = True
+    formats: QuantityFormats | None = None
 
 
 class GradcheckConfig(BaseModel):
@@ -740,6 +755,7 @@ class Scenario(_Loaded):
 
         A relative path is resolved against the folder of the scenario file
         (the working directory when the scenario was not loaded from a file).
+        The formats of ``device.formats`` replace the profile's.
 
         Returns
         -------
@@ -757,4 +773,7 @@ class Scenario(_Loaded):
         from fpttsim.config.loader import load_profile_for
 
         base = None if self.source is None else Path(self.source).parent
-        return load_profile_for(self.profile, base, self._origin)
+        profile = load_profile_for(self.profile, base, self._origin)
+        if self.device.formats is None:
+            return profile
+        return profile.with_formats(self.device.formats)

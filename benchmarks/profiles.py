@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from fpttsim.cells import jacobian
 from fpttsim.config import load_profile, load_scenario, shipped_profiles
 from fpttsim.experiment import prepare
 from fpttsim.learn import _kernels, engine, window_gradient
@@ -115,7 +116,9 @@ def breakdown(net, theta, window, profile: str, repeats: int) -> dict[str, float
         )
 
     def warmup():
-        _kernels.fptt_warmup(ar, spec.code, theta_cell, u, g, delta0, jac_prod)
+        _kernels.fptt_warmup(
+            ar, spec.code, theta_cell, u, g, delta0, jac_prod, jacobian.EXACT, 1
+        )
 
     def error_pass():
         _kernels.fptt_error_pass(
@@ -128,6 +131,8 @@ def breakdown(net, theta, window, profile: str, repeats: int) -> dict[str, float
             np.zeros(theta_cell.size),
             np.zeros_like(u),
             np.empty(spec.state_size),
+            jacobian.EXACT,
+            1,
         )
 
     parts = {

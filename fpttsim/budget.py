@@ -187,6 +187,7 @@ def _buffers(name, net, spectra, length, profile, scenario) -> list[Buffer]:
         learning.momentum > 0,
         scenario.device.double_buffer,
         segments=learning.fptt.segments if name == "fptt" else 1,
+        refine=learning.fptt.refine if name == "fptt" else 0,
     )
 
 
@@ -225,6 +226,9 @@ def _cost(name, cost_model: CostModel, net, length, masked, scenario, profile):
         window = window + cost_model.solve() * (length * net.layers)
     else:
         modes = layer_modes(net, name, learning.passes if name == "fptt" else None)
+        if name == "fptt":
+            # segments, refinement and the inverse change FPTT's work only
+            cost_model = CostModel(net, profile, learning.fptt)
         window = cost_model.window(name, length, masked, modes)
     update = cost_model.update(learning.optimizer, learning.momentum > 0)
     infer = cost_model.inference_sample()

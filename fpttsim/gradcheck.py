@@ -172,7 +172,10 @@ def gradcheck(scenario, profile=None) -> GradcheckResult:
         fptt = learning.fptt if name == "fptt" else None
         result = window_gradient(net, theta, window, name, passes, arith, fptt=fptt)
         cosine, rel = compare(result.grad, reference.grad)
-        exact = all(mode in ("bptt", "fptt", "rtrl") for mode in modes)
+        # an approximate inverse Jacobian biases FPTT: its error is measured
+        exact = all(mode in ("bptt", "fptt", "rtrl") for mode in modes) and not (
+            fptt is not None and fptt.inverse != "exact"
+        )
         residuals = [d.residual_relative for d in result.layers if d.mode == "fptt"]
         checks[name] = AlgorithmCheck(
             cosine=cosine,

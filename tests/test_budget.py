@@ -255,3 +255,22 @@ def test_required_bits_grow_with_the_length():
     assert long["error"]["fraction_bits"] > short["error"]["fraction_bits"]
     # bf16 holds 7 fraction bits: enough at 20 steps, not at 200
     assert short["error"]["fraction_bits"] <= 7 < long["error"]["fraction_bits"]
+
+
+def test_device_formats_widen_what_the_budget_counts():
+    device = {"profile": "bf16-systolic"}
+    wide = {
+        **device,
+        "device.formats.error": "fp32",
+        "device.formats.jacobian_product": "fp32",
+    }
+    plain = fpttsim.budget("quickstart", device, simulate=False).algorithms["fptt"]
+    mixed = fpttsim.budget("quickstart", wide, simulate=False).algorithms["fptt"]
+    spec = prepare(load_scenario("quickstart")).net.cells[0]
+    # delta, g_{t-1} and delta_0, and P: from 2 to 4 bytes each
+    assert mixed.bytes["errors"] - plain.bytes["errors"] == 3 * spec.state_size * 2
+    assert (
+        mixed.bytes["jacobian_product"] - plain.bytes["jacobian_product"]
+        == spec.jacobian_size * 2
+    )
+    assert mixed.bytes["state"] == plain.bytes["state"]

@@ -13,6 +13,7 @@ import pytest
 
 import fpttsim
 from fpttsim.config import load_profile, load_scenario
+from fpttsim.config.scenario import FpttConfig
 from fpttsim.device import Arena, BudgetError, Buffer, CostModel, Device, plan
 from fpttsim.device.memory import COMPONENTS, breakdown
 from fpttsim.device.timeline import Clock
@@ -118,6 +119,39 @@ def test_fptt_window_cost_is_linear_in_length_and_grows_with_passes():
     assert one > 4 * forward
     fewer = cost.window("fptt", 100, 1, layer_modes(net, "fptt", 2)).ops
     assert fewer < one
+
+
+def test_refinement_costs_probes_and_segments_cost_boundary_products():
+    net = net_of("rnn", hidden=16)
+    profile = load_profile("cortex-m4f")
+    modes = layer_modes(net, "fptt")
+
+    def window(**fptt):
+        return CostModel(net, profile, FpttConfig(**fptt)).window("fptt", 50, 5, modes)
+
+    plain, split = window(), window(segments=4)
+    # one P x per segment for the boundary errors, and nothing else
+    boundary = CostModel(net, profile).product_apply().ops
+    assert split.ops - plain.ops == pytest.approx(4 * boundary)
+    # each refinement pass adds one probe over the window: linear in refine
+    once, twice = window(segments=4, refine=1), window(segments=4, refine=2)
+    probe = once.ops - split.ops
+    assert twice.ops - once.ops == pytest.approx(probe)
+    # a probe runs every layer forward and the recursion, without the vjp:
+    # more than the forward pass, less than one of FPTT's two passes
+    cost = CostModel(net, profile)
+    assert 50 * (cost.forward_step() + cost.solve()).ops < probe < plain.ops / 2
+
+
+def test_neumann_solve_is_cheaper_than_the_dense_factorisation():
+    net = net_of("rnn", hidden=32)
+    profile = load_profile("fp64-reference")
+    exact = CostModel(net, profile).solve().ops
+    for terms in (1, 4):
+        neumann = CostModel(net, profile, FpttConfig(inverse="neumann", terms=terms))
+        # terms matrix-vector products with J^T and their sums, then d - g
+        assert neumann.solve().ops == 2 * terms * 32**2 + terms * 32 + 32
+        assert neumann.solve().ops < exact
 
 
 def test_dense_fptt_costs_n_cubed_per_step():

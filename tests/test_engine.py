@@ -102,7 +102,7 @@ def test_initial_error_has_the_right_sign():
     delta0 = np.empty(1)
     jac_prod = np.empty(1)
     status, _ = _kernels.fptt_warmup(
-        EXACT, dispatch.DIAGONAL, theta, v, g, delta0, jac_prod
+        EXACT, dispatch.DIAGONAL, theta, v, g, delta0, jac_prod, jacobian.EXACT, 1
     )
     assert status == 0
     assert jac_prod[0] == pytest.approx(lam, rel=1e-15)

@@ -74,7 +74,8 @@ def test_one_segment_refined_zero_times_is_fptt_to_the_bit():
     once = FpttConfig(segments=1, refine=3, until=1e300)
     same = window_gradient(net, theta, window, "fptt", arithmetic=arith, fptt=once)
     np.testing.assert_array_equal(same.grad, plain.grad)
-    assert same.layers[0].error_passes == 1
+    # one probe, then the real pass from the start error it kept
+    assert same.layers[0].error_passes == 2
 
 
 def test_segments_rescue_a_window_plain_fptt_loses_in_fp32():
@@ -85,7 +86,7 @@ def test_segments_rescue_a_window_plain_fptt_loses_in_fp32():
     )
     assert cosine(plain, exact) < 0.99
     assert cosine(segmented.grad, exact) > 0.9999
-    assert segmented.layers[0].error_passes == 8
+    assert segmented.layers[0].error_passes == 1
 
 
 def test_refinement_shrinks_the_residual_and_counts_its_passes():
@@ -102,7 +103,8 @@ def test_refinement_shrinks_the_residual_and_counts_its_passes():
         fptt=FpttConfig(segments=2, refine=3),
     )
     assert refined.layers[0].residual_relative < once.layers[0].residual_relative
-    assert 2 < refined.layers[0].error_passes <= 8
+    # no tolerance: three probes per segment, then the real pass
+    assert refined.layers[0].error_passes == 4
 
 
 def test_the_budget_predicts_what_segments_buy_and_what_they_cost():
@@ -116,8 +118,8 @@ def test_the_budget_predicts_what_segments_buy_and_what_they_cost():
         eight.algorithms["fptt"].working_bytes - plain.algorithms["fptt"].working_bytes
     )
     spec = prepare(load_scenario("quickstart")).net.cells[0]
-    # 7 more products, 2 errors and a state each, in fp32
-    assert extra == 7 * (spec.jacobian_size + 3 * spec.state_size) * 4
+    # 7 more products and boundary errors, in fp32
+    assert extra == 7 * (spec.jacobian_size + spec.state_size) * 4
     longer = fpttsim.budget(
         "quickstart",
         {**overrides, "learning.fptt.segments": 8, "task.length": 5000},
@@ -129,19 +131,46 @@ def test_the_budget_predicts_what_segments_buy_and_what_they_cost():
     )
 
 
-def test_the_device_refuses_what_its_schedule_cannot_run(tmp_path, capsys):
-    with pytest.raises(ConfigError, match="learning.fptt"):
-        fpttsim.run(
-            load_scenario("quickstart", {"learning.fptt.segments": 2}), out=tmp_path
-        )
+def test_the_device_runs_segments_and_refinement_in_its_arena(tmp_path):
+    overrides = {
+        "learning.fptt.segments": 3,
+        "learning.fptt.refine": 1,
+        "training.steps": 4,
+        "training.log_every": 2,
+    }
+    scenario = load_scenario("quickstart", overrides)
+    result = fpttsim.run(scenario, out=tmp_path)
+    rows = result.training.rows
+    # one probe and the real pass per segment: two passes' steps
+    assert all(row["error_passes"] == 2 for row in rows)
+    assert all(np.isfinite(row["residual"]) for row in rows)
+    spec = prepare(scenario).net.cells[0]
+    buffers = result.training.memory["buffers"]
+    assert buffers["learner.boundary_errors"] == 2 * spec.state_size * 8
+    assert buffers["refine.state"] == spec.state_size * 8
+    assert buffers["refine.errors"] == 3 * spec.state_size * 8
+    budget = fpttsim.budget(scenario, simulate=False)
+    assert (
+        budget.algorithms["fptt"].total_bytes == result.training.memory["total_bytes"]
+    )
+
+
+def test_online_updates_refuse_refinement(tmp_path, capsys):
+    scenario = load_scenario(
+        "quickstart", {"learning.online": True, "learning.fptt.refine": 1}
+    )
+    with pytest.raises(ConfigError, match="learning.fptt.refine"):
+        fpttsim.run(scenario, out=tmp_path)
     code = main(
         [
             "run",
             "quickstart",
+            "--set",
+            "learning.online=true",
             "--set",
             "learning.fptt.refine=1",
             "--out",
             str(tmp_path / "cli"),
         ]
     )
-    assert code == 2 and "learning.fptt" in capsys.readouterr().err
+    assert code == 2 and "learning.fptt.refine" in capsys.readouterr().err

@@ -13,6 +13,7 @@ import pytest
 
 from fpttsim.cells import CELL_NAMES
 from fpttsim.config import load_profile
+from fpttsim.config.scenario import FpttConfig
 from fpttsim.data import CopyTask, SineTask
 from fpttsim.errors import ConfigError, NumericalError
 from fpttsim.learn import Optimizer, stream_gradient, stream_online, window_gradient
@@ -55,6 +56,33 @@ def test_same_gradient_as_the_engine(cell, profile, layers, algorithm, passes):
     assert (got.correct, got.counted) == (expected.correct, expected.counted)
     for mine, theirs in zip(got.layers, expected.layers, strict=True):
         assert mine.mode == theirs.mode
+        for f in dataclasses.fields(mine)[1:]:
+            assert same_bits(getattr(mine, f.name), getattr(theirs, f.name)), f.name
+
+
+SHOOTING = [
+    FpttConfig(segments=3),
+    FpttConfig(segments=3, refine=2),
+    # with a tolerance, some segments stop probing early and others do not
+    FpttConfig(segments=2, refine=3, until=1e-3),
+    FpttConfig(refine=1, inverse="neumann", terms=2),
+]
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("layers", [1, 3])
+@pytest.mark.parametrize("fptt", SHOOTING, ids=str)
+def test_segments_and_refinement_as_the_engine_runs_them(cell, profile, layers, fptt):
+    # the device's probes replay the segment with every layer, the engine's
+    # replay one layer: the same recursion on the same numbers
+    net, theta, window, arith = setup(cell, layers, CopyTask(12, 2, 3), profile)
+    expected = window_gradient(net, theta, window, "fptt", None, arith, fptt=fptt)
+    got = stream_gradient(net, theta, window, "fptt", None, arith, fptt=fptt)
+
+    assert same_bits(got.grad, expected.grad)
+    assert same_bits(got.loss, expected.loss)
+    for mine, theirs in zip(got.layers, expected.layers, strict=True):
         for f in dataclasses.fields(mine)[1:]:
             assert same_bits(getattr(mine, f.name), getattr(theirs, f.name)), f.name
 

@@ -15,6 +15,10 @@ The product ``P = J_0^T J_1^T ... J_{t-1}^T`` has the same kind and size as
 arithmetic ``ar`` first: ``P`` is stored in the Jacobian product's format,
 solves and ``P x`` give errors (the error format), ``J x`` gives sensitivities
 (held like ``P``).
+
+``J^{-T} x`` is computed one of two ways (the ``method`` of
+:func:`inverse_transpose`): ``EXACT``, a division or an LU solve, or
+``NEUMANN``, a truncated Neumann series that needs only products with ``J^T``.
 """
 
 from __future__ import annotations
@@ -24,11 +28,15 @@ import numpy as np
 from fpttsim.numerics import kernel
 from fpttsim.numerics.arithmetic import accumulate, add, mac, mul, rnd
 from fpttsim.numerics.codes import ERROR, JACOBIAN, JACOBIAN_PRODUCT
-from fpttsim.numerics.vector import columns, vmac, vmac_to, vround
+from fpttsim.numerics.vector import columns, vadd_to, vmac, vmac_to, vround
 
 COMPLEX_DIAGONAL = 0
 REAL_DIAGONAL = 1
 DENSE = 2
+
+# Methods of computing J^{-T} x
+EXACT = 0
+NEUMANN = 1
 
 
 @kernel
@@ -185,4 +193,75 @@ def _solve_dense_transpose(ar, jac, x, out, lu):
         for j in range(c + 1, n):
             s = add(ar, s, -mul(ar, lu[c * n + j], out[j]))
         out[c] = rnd(ar, ERROR, s / lu[c * n + c])
+    return True
+
+
+@kernel
+def inverse_transpose(ar, kind, jac, x, out, lu, method, terms):
+    r"""``out ~ J^{-T} x`` by ``method``; False for a singular ``J`` (EXACT).
+
+    ``EXACT`` is :func:`solve_transpose` (the same bits). ``NEUMANN`` sums
+    ``terms + 1`` terms of the Neumann series of ``J^{-T} = (I - (I - J^T))^{-1}``,
+
+        out = sum_{i=0}^{terms} (I - J^T)^i x,
+
+    as the iteration ``y_0 = x``, ``y_{k+1} = x + (y_k - J^T y_k)``, ``terms``
+    times; ``terms = 1`` gives ``(2 I - J^T) x``. Subtracting the full series
+    from the truncated one leaves the bias
+
+        J^{-T} x - out = (I - J^T)^{terms+1} J^{-T} x,
+
+    which vanishes as ``terms`` grows if and only if the spectral radius of
+    ``I - J`` is below 1 (and grows geometrically otherwise). The method
+    therefore suits Jacobians near the identity, as in near-continuous-time
+    cells: diagonal cells and the LRU with ``|lam|`` near 1 and a small phase,
+    the GRU whose update gates keep most of the state (``z`` near 1). It
+    never fails and ``lu`` is not touched.
+
+    Cost: ``terms`` products with ``J^T``, ``2 terms N^2`` operations for a
+    dense ``J`` against the LU's ``(2/3) N^3``; ``O(terms N)`` for a diagonal
+    ``J``. Memory: for a dense ``J`` one vector of ``N`` beside ``out``,
+    allocated here with the vector operations' lane scratch (a diagonal ``J``
+    needs none: each unit iterates on its own). Each iterate is stored as an
+    error; ``y_k - J^T y_k`` is one running sum in the accumulator, so that
+    the cancellation of two nearly equal terms (``J`` near ``I``) loses no
+    bits to an intermediate store. For a dense ``J``, ``out`` must not share
+    memory with ``x``, which every iteration reads.
+    """
+    if method == EXACT:
+        return solve_transpose(ar, kind, jac, x, out, lu)
+    if kind == COMPLEX_DIAGONAL:
+        n = x.shape[0] // 2
+        for k in range(n):
+            lr, li = jac[k], jac[n + k]
+            xr, xi = x[k], x[n + k]
+            yr, yi = xr, xi
+            for _ in range(terms):
+                # y - conj(lam) y = (yr - lr yr - li yi) + i (yi - lr yi + li yr)
+                sr = mac(ar, mac(ar, yr, -lr, yr), -li, yi)
+                si = mac(ar, mac(ar, yi, -lr, yi), li, yr)
+                yr = rnd(ar, ERROR, add(ar, xr, sr))
+                yi = rnd(ar, ERROR, add(ar, xi, si))
+            out[k] = yr
+            out[n + k] = yi
+        return True
+    if kind == REAL_DIAGONAL:
+        for k in range(x.shape[0]):
+            y = x[k]
+            for _ in range(terms):
+                y = rnd(ar, ERROR, add(ar, x[k], mac(ar, y, -jac[k], y)))
+            out[k] = y
+        return True
+
+    # (J^T y)_j = sum_i J[i, j] y_i: row i of J scales y_i, read at unit stride
+    n = x.shape[0]
+    s = np.empty(n)
+    tmp = np.empty(n)
+    out[:] = x
+    for _ in range(terms):
+        s[:] = out
+        for i in range(n):
+            vmac(ar, s, jac[i * n : (i + 1) * n], out[i], -1.0, tmp)
+        vadd_to(ar, ERROR, s, x, tmp)
+        out[:] = s
     return True

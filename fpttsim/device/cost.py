@@ -14,7 +14,9 @@ A model, stated once here and used everywhere (the device run, the budget):
       cell vjp             twice the step (parameter and input errors)
       Jacobian J           lru 2S   diagonal N   rnn N² + N   gru 5N² + 6N
       J^{-T} x             lru 3S   diagonal N   dense 2N³/3 + 2N² (LU)
+        Neumann, m terms   lru 4mS  diagonal 2mN   dense m(2N² + N)
       P <- P J^T           lru 3S   diagonal N   dense 2N³
+      P x                  lru 3S   diagonal N   dense 2N²
       readout              2OH + O forward; 2OH + 4O + 2OH backward
 
 - **Bytes moved**: a layer's pass over a step reads its weights once (and
@@ -25,7 +27,12 @@ A model, stated once here and used everywhere (the device run, the budget):
 
 The schedule is the device's (:mod:`fpttsim.learn._stream`): ``L + 1``
 passes for FPTT, each running every layer forward and the layers above the
-one warming up through their error pass.
+one warming up through their error pass. Segmented FPTT adds, per layer and
+window, the boundary recursion (one ``P x`` a segment); refinement adds, for
+each FPTT layer's first error pass, up to ``refine`` probes over the window
+(every layer forward, the layers above and the refining one through their
+recursion) and a Newton step per probe and segment: the most a window can
+take, which is what a device must provision for.
 """
 
 from __future__ import annotations
@@ -116,9 +123,10 @@ class CostModel:
         The hardware profile (the bits of each quantity give bytes moved).
     """
 
-    def __init__(self, net, profile) -> None:
+    def __init__(self, net, profile, fptt=None) -> None:
         self.net = net
         self.profile = profile
+        self.fptt = fptt
         one_step = plan(net, "fptt", 1, profile, double_buffer=False)
         self._bytes = {b.name: b for b in one_step}
         self._replay_step = sum(b.bytes for b in one_step if b.memory == "replay")
@@ -190,13 +198,26 @@ class CostModel:
     def solve(self) -> Work:
         """``J^{-T} x`` and the difference before it."""
         n, s = self.n, self.s
+        fptt = self.fptt
+        terms = fptt.terms if fptt is not None and fptt.inverse == "neumann" else 0
         if self.cell == "lru":
-            work = _macs(0, 4 * s)
+            work = _macs(0, 4 * s) if not terms else _macs(terms * s, terms * 2 * s)
         elif self.cell == "diagonal":
-            work = _macs(0, 2 * n)
-        else:
+            work = _macs(0, 2 * n) if not terms else _macs(terms * n, 0)
+        elif not terms:
             work = _macs(n**3 / 3 + n * n, n)
+        else:
+            work = _macs(terms * n * n, terms * n + n)
         return work + Work(working_bytes=self._vector_bytes("learner.delta", 4 * s))
+
+    def product_apply(self) -> Work:
+        """``P x``: a boundary error, or a Newton step."""
+        n, s = self.n, self.s
+        work = {"lru": _macs(s, s), "diagonal": _macs(0, n)}.get(
+            self.cell, _macs(n * n)
+        )
+        moved = self._vector_bytes("learner.jacobian_product", self.jac)
+        return work + Work(working_bytes=moved)
 
     def product_update(self) -> Work:
         """``P <- P J^T``."""
@@ -255,6 +276,7 @@ class CostModel:
             per_step = self.forward_step() + self.sample_read()
             readout = self.readout(backward=True) * (masked / max(length, 1))
             per_step += readout
+            probe = Work()  # a refinement probe's step, in this pass
             for layer in range(net.layers - 1, -1, -1):
                 per_step += self.block_backward(layer)
                 if layer not in warm:
@@ -264,9 +286,29 @@ class CostModel:
                 if warm[layer] == p:
                     per_step += self.product_update()
                     break
+                if warm[layer] + 1 == p:
+                    probe = per_step
                 per_step += self.vjp(layer)
             total += per_step * length
+            total += self._refinement(probe, length)
+        segments = self.fptt.segments if self.fptt is not None else 1
+        if segments > 1 or self._refines:
+            total += self.product_apply() * (segments * len(fptt))
         return total
+
+    @property
+    def _refines(self) -> int:
+        return self.fptt.refine if self.fptt is not None else 0
+
+    def _refinement(self, probe: Work, length: int) -> Work:
+        """Refinement's probes in a pass, at most ``refine`` over the window."""
+        if not self._refines or probe.ops == 0:
+            return Work()
+        segments = self.fptt.segments
+        checkpoint = 2 * self._vector_bytes("learner.state", self.net.layers * self.s)
+        per_probe = probe * length + self.product_apply() * segments
+        per_probe += Work(working_bytes=checkpoint * segments)
+        return per_probe * self._refines
 
     def _stored(self, algorithm: str, length: int, masked: int) -> Work:
         """BPTT or RTRL: one forward pass, then the algorithm's own work."""

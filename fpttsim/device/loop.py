@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fpttsim.config.scenario import FpttConfig
 from fpttsim.device.cost import CostModel
 from fpttsim.device.memory import Arena, breakdown, plan
 from fpttsim.device.timeline import Clock
@@ -45,7 +46,12 @@ from fpttsim.learn import (
     stream_online,
     window_gradient,
 )
-from fpttsim.learn.engine import part_offsets, reference_arithmetic, step_targets
+from fpttsim.learn.engine import (
+    part_offsets,
+    reference_arithmetic,
+    step_targets,
+    stream_buffers,
+)
 from fpttsim.numerics import codes
 from fpttsim.numerics.arithmetic import Arithmetic
 
@@ -65,6 +71,8 @@ class DeviceResult:
         learner's mean over the interval), ``accuracy``, ``online_loss`` and
         ``online_accuracy`` (inference on the arriving samples, before they
         were learnt), ``residual`` (FPTT's largest relative end residual),
+        ``error_passes`` (segmented or refined FPTT: the mean steps its error
+        passes ran over the window's length, refinement's probes included),
         ``grad_norm``, ``seconds``; and ``eval_loss`` / ``eval_accuracy`` on
         held-out data, ``cosine`` against float64 BPTT, when measured.
     initial, final
@@ -134,17 +142,19 @@ class Device:
         self.task, self.net = experiment.task, experiment.net
         net = self.net
         check_algorithm(net, learning.algorithm, learning.rtrl_max_bytes)
-        if learning.algorithm == "fptt" and not learning.fptt.plain:
-            raise ConfigError(
-                "segmented and refined FPTT (learning.fptt) run in gradcheck, "
-                "budget and the gradient-quality study; the device's step-by-step "
-                "schedule does not run them yet. Remove learning.fptt to train.",
-                key="learning.fptt",
-            )
         self.algorithm = learning.algorithm
         self.passes = learning.passes
         self.modes = layer_modes(net, learning.algorithm, learning.passes)
         self.length = scenario.task.length
+        fptt = learning.fptt if learning.algorithm == "fptt" else FpttConfig()
+        self.fptt = fptt
+        if learning.online and fptt.refine:
+            raise ConfigError(
+                "online updates cannot run FPTT's refinement: a refined segment "
+                "runs again from its start, after its updates were made; use "
+                "learning.fptt.refine: 0",
+                key="learning.fptt.refine",
+            )
 
         # every buffer from the arena, before the first sample arrives
         self.buffers = plan(
@@ -155,6 +165,8 @@ class Device:
             learning.optimizer,
             momentum=learning.momentum > 0,
             double_buffer=scenario.device.double_buffer,
+            segments=self.fptt.segments,
+            refine=self.fptt.refine,
         )
         self.arena = Arena.for_profile(profile)
         self.arena.check(
@@ -177,17 +189,22 @@ class Device:
         self.optimizer = Optimizer.from_config(learning, net, horizon, self.arith)
         self._bind_optimizer()
         self.offsets = part_offsets(net)
-        spec = net.cells[0]
-        self._learner_buffers = (
-            self.mem["learner.signals"],
-            self.mem["learner.state"],
-            # spatial layers hold no error of their own: the kernel, written
-            # for both, gets arrays that stay outside the device's memory
-            self.mem.get("learner.delta", np.zeros((3, net.layers, spec.state_size))),
-            self.mem.get(
-                "learner.jacobian_product", np.zeros((net.layers, spec.jacobian_size))
-            ),
+        # what the plan leaves out (spatial layers hold no error of their own,
+        # plain FPTT no boundary errors nor checkpoint) the kernel, written for
+        # all, gets as arrays that stay outside the device's memory
+        outside = stream_buffers(net, fptt.segments)
+        names = (
+            "learner.signals",
+            "learner.state",
+            "learner.delta",
+            "learner.jacobian_product",
+            "learner.boundary_errors",
+            "refine.state",
         )
+        pairs = zip(names, outside[:-1], strict=True)
+        found = [self.mem.get(name, spare) for name, spare in pairs]
+        keep_errors = self.mem.get("refine.errors", outside[-1])[: net.layers]
+        self._learner_buffers = (*found, keep_errors)
 
         held_out_rng = rng_for(scenario, HELD_OUT)
         # a dataset's test split, or windows from their own seed
@@ -195,7 +212,7 @@ class Device:
         masked = float(np.mean([w.mask.sum() for w in self.held_out]))
 
         # the device's time and energy, from the counted work
-        cost = CostModel(net, profile)
+        cost = CostModel(net, profile, fptt)
         self.work = {
             "inference_sample": cost.inference_sample(),
             "window": cost.window(self.algorithm, self.length, masked, self.modes),
@@ -310,6 +327,7 @@ class Device:
                 self.scenario.learning.online_every,
                 self.arith,
                 self._learner_buffers,
+                self.fptt,
             )
             return wg
         if self.algorithm in ("fptt", "spatial"):
@@ -321,6 +339,7 @@ class Device:
                 self.passes,
                 self.arith,
                 self._learner_buffers,
+                self.fptt,
             )
         return window_gradient(
             self.net, self.theta, stored, self.algorithm, self.passes, self.arith
@@ -695,6 +714,7 @@ class _Interval:
         self.classification = classification
         self.losses: list[float] = []
         self.residuals: list[float] = []
+        self.error_passes: list[float] = []
         self.grad_norm: list[float] = []
         self.correct = 0
         self.counted = 0
@@ -706,7 +726,9 @@ class _Interval:
         self.losses.append(wg.loss)
         self.correct += wg.correct
         self.counted += wg.counted
-        self.residuals += [d.residual_relative for d in wg.layers if d.mode == "fptt"]
+        fptt = [d for d in wg.layers if d.mode == "fptt"]
+        self.residuals += [d.residual_relative for d in fptt]
+        self.error_passes += [d.error_passes for d in fptt]
 
     def online(self, loss: float, correct: int, counted: int) -> None:
         self.online_loss += loss
@@ -723,6 +745,8 @@ class _Interval:
                 row["online_accuracy"] = self.online_correct / self.online_counted
         if self.residuals:
             row["residual"] = max(self.residuals)
+        if any(p != 1.0 for p in self.error_passes):
+            row["error_passes"] = _mean(self.error_passes)
         row["grad_norm"] = _mean(self.grad_norm)
         row["seconds"] = seconds
         return row

@@ -102,6 +102,7 @@ def plan(
     momentum: bool = False,
     double_buffer: bool = True,
     segments: int = 1,
+    refine: int = 0,
 ) -> list[Buffer]:
     """The buffers a device learning ``net`` with ``algorithm`` holds.
 
@@ -123,8 +124,13 @@ def plan(
         Whether the replay buffer holds a second window while one is learnt.
     segments
         FPTT's segments (``learning.fptt.segments``): each beyond the first
-        holds a Jacobian product, a warm-up end value, a boundary error and
-        the state the segment starts from.
+        holds, per layer, a Jacobian product and a boundary error (the
+        warm-up's end value until the boundary errors replace it).
+    refine
+        FPTT's refinement passes (``learning.fptt.refine``): with any, the
+        device keeps a checkpoint of every layer's state and ``g_{t-1}`` at
+        the start of the segment it refines, and a residual and a Newton
+        step.
 
     Returns
     -------
@@ -223,20 +229,28 @@ def plan(
         add(
             "learner.jacobian_product",
             "jacobian_product",
-            n_layers * j,
+            n_layers * segments * j,
             "jacobian_product",
-            shape=(n_layers, j),
+            shape=(n_layers, segments, j),
         )
         if segments > 1:
-            extra = n_layers * (segments - 1)
             add(
-                "segments.jacobian_product",
-                "jacobian_product",
-                extra * j,
-                "jacobian_product",
+                "learner.boundary_errors",
+                "errors",
+                n_layers * (segments - 1) * s,
+                "error",
+                shape=(n_layers, segments - 1, s),
             )
-            add("segments.errors", "errors", 2 * extra * s, "error")
-            add("segments.state", "state", extra * s, "state")
+        if refine:
+            add("refine.state", "state", n_layers * s, "state", shape=(n_layers, s))
+            # g_{t-1} of every layer, then the residual and the Newton step
+            add(
+                "refine.errors",
+                "errors",
+                n_layers * s + 2 * s,
+                "error",
+                shape=(n_layers + 2, s),
+            )
     if algorithm == "bptt":
         add("learner.delta", "errors", 2 * s, "error", shape=(2, s))
         add("tape.state", "activations", length * n_layers * s, "state")

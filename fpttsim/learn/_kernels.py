@@ -17,6 +17,9 @@ from fpttsim.numerics import kernel
 from fpttsim.numerics.arithmetic import accumulate, add, mac, rnd
 from fpttsim.numerics.codes import ERROR, GRADIENT, JACOBIAN_PRODUCT
 
+# what a segment's pass does (:func:`_segment_pass`)
+WARM_UP, PROBE, ERRORS = range(3)
+
 
 @kernel
 def forward(ar, cell, theta, v, h):
@@ -107,16 +110,20 @@ def _jacobian(ar, cell, theta, h_prev, v_t, h, jac, unit, row):
 
 
 @kernel
-def _advance(ar, cell, kind, theta, h_prev, v_t, h, g_prev, d, jac, lu, unit, row):
+def _advance(ar, cell, kind, theta, h_prev, v_t, h, g_prev, d, scratch, inverse):
     """One step of a forward error pass, shared by both FPTT phases.
 
-    ``h = f(h_prev, v_t)``, ``J = df/dh_prev``, ``d <- J^{-T} (d - g_prev)``;
-    False when ``J`` is singular.
+    ``h = f(h_prev, v_t)``, ``J = df/dh_prev``, ``d <- J^{-T} (d - g_prev)``
+    with ``J^{-T}`` applied by ``inverse = (method, terms)``
+    (:func:`jacobian.inverse_transpose`); False when ``J`` is singular.
+    ``scratch`` is ``(jac, work, lu, unit, row)`` (:func:`_scratch`).
     """
+    jac, _, lu, unit, row = scratch
+    method, terms = inverse
     dispatch.step(ar, cell, theta, h_prev, v_t, h)
     _jacobian(ar, cell, theta, h_prev, v_t, h, jac, unit, row)
     x = _difference(ar, d, g_prev)
-    return jacobian.solve_transpose(ar, kind, jac, x, d, lu)
+    return jacobian.inverse_transpose(ar, kind, jac, x, d, lu, method, terms)
 
 
 @kernel
@@ -129,23 +136,27 @@ def _difference(ar, a, b):
 
 
 @kernel
-def fptt_warmup(ar, cell, theta, v, g, delta0, jac_prod):
+def fptt_warmup(ar, cell, theta, v, g, delta0, jac_prod, method, terms):
     r"""FPTT phase 1: run the error equation forward from zero.
 
     ``d <- J_{t-1}^{-T} (d - g[t-1])`` and ``P <- P J_{t-1}^T`` for
-    ``t = 1..T``; then ``delta0 = P (g[T] - d)``. Returns ``(status, peak)``
-    with ``peak`` the largest ``|d|_2`` along the way.
+    ``t = 1..T``; then ``delta0 = P (g[T] - d)``. ``J^{-T}`` is applied by
+    ``method`` with ``terms`` (:func:`jacobian.inverse_transpose`), ``P`` is
+    exact. Returns ``(status, peak)`` with ``peak`` the largest ``|d|_2``
+    along the way.
     """
     kind = dispatch.jacobian_kind(cell)
     n_steps = v.shape[0]
     size = g.shape[1]
     jac, work, lu, h_prev, h, unit, row = _scratch(kind, size)
+    scratch = (jac, work, lu, unit, row)
+    inverse = (method, terms)
     d = np.zeros(size)
     jacobian.prod_init(kind, jac_prod)
     peak = 0.0
     for t in range(1, n_steps + 1):
         if not _advance(
-            ar, cell, kind, theta, h_prev, v[t - 1], h, g[t - 1], d, jac, lu, unit, row
+            ar, cell, kind, theta, h_prev, v[t - 1], h, g[t - 1], d, scratch, inverse
         ):
             return t, peak
         jacobian.prod_update(ar, kind, jac_prod, jac, work)
@@ -156,23 +167,27 @@ def fptt_warmup(ar, cell, theta, v, g, delta0, jac_prod):
 
 
 @kernel
-def fptt_error_pass(ar, cell, theta, v, g, delta0, grad, dv, residual):
+def fptt_error_pass(ar, cell, theta, v, g, delta0, grad, dv, residual, method, terms):
     r"""FPTT phase 2: errors and gradients, forward in time.
 
     From ``d = delta0``: ``d <- J_{t-1}^{-T} (d - g[t-1])`` (now ``d = delta_t``)
     and ``grad += (df/dtheta)^T d`` for ``t = 1..T``; ``residual = d - g[T]``,
-    zero in exact arithmetic. Returns ``(status, peak)`` as the warm-up does.
+    zero in exact arithmetic. ``J^{-T}`` is applied by ``method`` with
+    ``terms``, as in the warm-up. Returns ``(status, peak)`` as the warm-up
+    does.
     """
     kind = dispatch.jacobian_kind(cell)
     n_steps = v.shape[0]
     size = g.shape[1]
-    jac, _, lu, h_prev, h, unit, row = _scratch(kind, size)
+    jac, work, lu, h_prev, h, unit, row = _scratch(kind, size)
+    scratch = (jac, work, lu, unit, row)
+    inverse = (method, terms)
     d = delta0.copy()
     d_prev = np.empty(size)
     peak = np.sqrt(np.sum(d * d))
     for t in range(1, n_steps + 1):
         if not _advance(
-            ar, cell, kind, theta, h_prev, v[t - 1], h, g[t - 1], d, jac, lu, unit, row
+            ar, cell, kind, theta, h_prev, v[t - 1], h, g[t - 1], d, scratch, inverse
         ):
             return t, peak
         dispatch.vjp(
@@ -243,7 +258,21 @@ def rtrl(ar, cell, theta, v, g, grad, sens):
 
 @kernel
 def fptt_segmented(
-    ar, cell, theta, v, g, bounds, refine, tol, jac_prods, ends, deltas, grad, dv
+    ar,
+    cell,
+    theta,
+    v,
+    g,
+    bounds,
+    refine,
+    tol,
+    jac_prods,
+    ends,
+    deltas,
+    grad,
+    dv,
+    method,
+    terms,
 ):
     r"""FPTT over segments, with refinement passes: fewer steps to amplify.
 
@@ -266,16 +295,23 @@ def fptt_segmented(
 
     Each segment's end residual ``r_k = d_{b_k} - delta_{b_k}`` measures what
     rounding did; a Newton step on the segment's affine map,
-    ``delta_{b_{k-1}} <- delta_{b_{k-1}} - P_k r_k``, and another error pass
-    over the segment repair it (../docs/fptt.md §4). Up to ``refine`` such
-    passes run per segment, fewer when ``|r_k| <= tol |delta_{b_k}|``; only
-    the last pass's gradient counts. Memory: ``K`` products and end values,
+    ``delta_{b_{k-1}} <- delta_{b_{k-1}} - P_k r_k``, and another pass over
+    the segment repair it (../docs/fptt.md §4). Refinement probes each
+    segment, its recursion alone, up to ``refine`` times (fewer when
+    ``|r_k| <= tol |delta_{b_k}|``), moving the start error after each probe;
+    then the segment's error pass runs once from the start error found, so
+    that the gradient and the errors sent below are added once, as a device
+    that cannot take them back does. Memory: ``K`` products and end values,
     ``K + 1`` boundary errors, independent of ``T``.
 
     ``jac_prods`` (K, J), ``ends`` (K, S), ``deltas`` (K + 1, S) are filled;
-    ``grad`` and ``dv`` receive the gradient and the input errors. Returns
-    ``(status, passes, worst)``: 0 or the singular step, the error passes run
-    over segments in all, and the largest relative end residual left.
+    ``grad`` and ``dv`` receive the gradient and the input errors. Every pass
+    applies ``J^{-T}`` by ``method`` with ``terms``
+    (:func:`jacobian.inverse_transpose`). Returns
+    ``(status, steps, worst, delta_peak, warmup_peak)``: 0 or the singular
+    step, the steps run by probes and error passes in all, the largest
+    relative end residual left, and the largest ``|d|_2`` of the error
+    passes (from ``delta_0``) and of the warm-up.
     """
     kind = dispatch.jacobian_kind(cell)
     size = g.shape[1]
@@ -286,11 +322,12 @@ def fptt_segmented(
     # pass 1: the warm-up, restarted at each boundary
     scratch = (jac, work, lu, unit, row)
     unused = np.empty(0)
+    warmup_peak = 0.0
     for k in range(n_seg):
         starts[k] = h_prev
         d = np.zeros(size)
         jacobian.prod_init(kind, jac_prods[k])
-        status = _segment_pass(
+        status, seg_peak = _segment_pass(
             ar,
             cell,
             kind,
@@ -306,10 +343,13 @@ def fptt_segmented(
             jac_prods[k],
             unused,
             dv,
-            True,
+            WARM_UP,
+            method,
+            terms,
         )
         if status:
-            return status, 0, 0.0
+            return status, 0, 0.0, 0.0, warmup_peak
+        warmup_peak = max(warmup_peak, seg_peak)
         ends[k] = d
 
     # the boundary errors, backwards over the boundaries alone
@@ -320,24 +360,23 @@ def fptt_segmented(
             ar, kind, jac_prods[k], _difference(ar, deltas[k + 1], ends[k]), deltas[k]
         )
 
-    # pass 2: errors and gradients, each segment from its boundary error
-    passes = 0
+    # pass 2: errors and gradients, each segment from its boundary error.
+    # Refinement first probes the segment (its recursion alone) to move the
+    # start error, then runs it once for real, as the device does.
+    steps = 0
     worst = 0.0
-    seg_grad = np.empty(grad.shape[0])
+    delta_peak = np.sqrt(np.sum(deltas[0] * deltas[0]))
     fix = np.empty(size)
     for k in range(n_seg):
         first, last = bounds[k], bounds[k + 1]
-        dv_base = dv[first:last].copy()  # the block's own errors on the input
         start = deltas[k].copy()
         target = np.sqrt(np.sum(deltas[k + 1] * deltas[k + 1]))
-        rel = 0.0
-        for attempt in range(refine + 1):
-            passes += 1
-            seg_grad[:] = 0.0
+        probing = refine > 0
+        attempts = 0
+        while True:
             h_prev[:] = starts[k]
-            dv[first:last] = dv_base  # a repeated pass replaces its input errors
             d = start.copy()
-            status = _segment_pass(
+            status, seg_peak = _segment_pass(
                 ar,
                 cell,
                 kind,
@@ -351,22 +390,27 @@ def fptt_segmented(
                 d,
                 scratch,
                 jac_prods[k],
-                seg_grad,
+                grad,
                 dv,
-                False,
+                PROBE if probing else ERRORS,
+                method,
+                terms,
             )
             if status:
-                return status, passes, worst
+                return status, steps, worst, delta_peak, warmup_peak
+            steps += last - first
             r = _difference(ar, d, deltas[k + 1])
             rel = np.sqrt(np.sum(r * r)) / target if target > 0 else 0.0
-            if attempt == refine or rel <= tol:
+            if not probing:
+                delta_peak = max(delta_peak, seg_peak)
                 break
-            jacobian.prod_apply(ar, kind, jac_prods[k], r, fix)
-            start = _difference(ar, start, fix)
+            if attempts < refine and rel > tol:
+                jacobian.prod_apply(ar, kind, jac_prods[k], r, fix)
+                start = _difference(ar, start, fix)
+                attempts += 1
+            probing = attempts < refine and rel > tol
         worst = max(worst, rel)
-        for i in range(grad.shape[0]):
-            accumulate(ar, GRADIENT, grad, i, seg_grad[i])
-    return 0, passes, worst
+    return 0, steps, worst, delta_peak, warmup_peak
 
 
 @kernel
@@ -386,38 +430,34 @@ def _segment_pass(
     jac_prod,
     grad,
     dv,
-    warm,
+    what,
+    method,
+    terms,
 ):
     """Steps ``first + 1 .. last`` of a forward error pass from ``d``.
 
-    The warm-up (``warm``) multiplies each ``J^T`` into ``jac_prod``; the
-    error pass adds each step's gradient to ``grad`` and input errors to
-    ``dv``. Returns 0, or the step whose Jacobian was singular.
+    ``what`` is :data:`WARM_UP` (each ``J^T`` is multiplied into
+    ``jac_prod``), :data:`PROBE` (the recursion alone) or :data:`ERRORS` (each
+    step's gradient is added to ``grad`` and its input errors to ``dv``).
+    ``J^{-T}`` is applied by ``method`` with ``terms``. Returns
+    ``(status, peak)``: 0, or the step whose Jacobian was singular, and the
+    largest ``|d|_2`` after a step.
     """
-    jac, work, lu, unit, row = scratch
+    jac, work, _, _, _ = scratch
+    inverse = (method, terms)
     d_prev = np.empty(d.shape[0])
+    peak = 0.0
     for t in range(first + 1, last + 1):
         if not _advance(
-            ar,
-            cell,
-            kind,
-            theta,
-            h_prev,
-            v[t - 1],
-            h,
-            g[t - 1],
-            d,
-            jac,
-            lu,
-            unit,
-            row,
+            ar, cell, kind, theta, h_prev, v[t - 1], h, g[t - 1], d, scratch, inverse
         ):
-            return t
-        if warm:
+            return t, peak
+        peak = max(peak, np.sqrt(np.sum(d * d)))
+        if what == WARM_UP:
             jacobian.prod_update(ar, kind, jac_prod, jac, work)
-        else:
+        elif what == ERRORS:
             dispatch.vjp(
                 ar, cell, theta, h_prev, v[t - 1], h, d, d_prev, grad, dv[t - 1], True
             )
         h_prev[:] = h
-    return 0
+    return 0, peak

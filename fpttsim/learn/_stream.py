@@ -22,10 +22,30 @@ on), cell ``l``'s in its first error pass; the passes after that recompute
 the same numbers to send errors down, and what they would add to the
 gradient goes to a scratch vector instead.
 
+Segmented shooting (``learning.fptt.segments: K``) cuts the window at the
+boundaries ``b_0 = 0 < ... < b_K = T`` shared by every layer. A warm-up pass
+restarts its recursion at each boundary, keeping per segment the product
+``P_k`` and the end value ``c_k``; at its end the boundary errors follow
+backwards over the boundaries alone (:func:`fpttsim.learn._kernels.fptt_segmented`
+derives it), and overwrite the ``c_k`` they no longer need. Error passes
+restart every segment from its boundary error.
+
+Refinement (``learning.fptt.refine``) happens in a layer's first error pass,
+segment by segment. The device first runs probes: the segment again from a
+checkpoint of every layer's state and ``g_{t-1}`` at its start, with the
+refining layer only running its recursion (nothing goes below it, nothing is
+added to the gradient); each probe's end residual ``r`` moves the segment's
+start error by the Newton step ``- P_k r``, until ``refine`` probes are spent
+or ``|r| <= until |delta_{b_k}|``. Then the segment runs once more, for real,
+from the start error found, which is stored back so that later passes
+recompute the same errors. The layer-by-layer kernel makes the same probes,
+so the two agree to the bit.
+
 Every operation sees the numbers the layer-by-layer kernels give it, in the
 same order, so the gradient is the same to the bit under any deterministic
 rounding (stochastic rounding draws in another order). Memory is what the
-device holds: a few vectors per layer and ``P``, whatever ``T``.
+device holds: a few vectors per layer and ``K`` products ``P``, whatever
+``T``.
 """
 
 from __future__ import annotations
@@ -36,12 +56,19 @@ from fpttsim.cells import dispatch, jacobian
 from fpttsim.learn import _kernels
 from fpttsim.network import block, readout
 from fpttsim.numerics import kernel
+from fpttsim.numerics.arithmetic import rnd
+from fpttsim.numerics.codes import ERROR
 
 SPATIAL = 0
 FPTT = 1
 
 # columns of ``peaks``, one row per layer
 DELTA_PEAK, WARMUP_PEAK = range(2)
+# columns of ``stats``: the largest relative end residual of a segment's last
+# run, and the steps run by error passes (probes included)
+WORST_RESIDUAL, ERROR_STEPS = range(2)
+# entries of ``options``
+REFINE, INVERSE, TERMS = range(3)
 
 
 @kernel
@@ -93,6 +120,35 @@ def _layer_forward(
 
 
 @kernel
+def _segment_of(bounds, t):
+    """The segment holding step ``t`` (0-based): ``b_k <= t < b_{k+1}``."""
+    k = 0
+    while k + 2 < bounds.shape[0] and bounds[k + 1] <= t:
+        k += 1
+    return k
+
+
+@kernel
+def _boundary_errors(ar, kind, jac_prod, boundary, g_end, d, delta0):
+    """The boundary errors from ``delta_T = g_T``, backwards over boundaries.
+
+    On entry ``boundary[k]`` is ``c_k`` (``k < K - 1``) and ``d`` is
+    ``c_{K-1}``; on exit ``boundary[k]`` holds ``delta_{b_{k+1}}`` and
+    ``delta0`` holds ``delta_0``, each ``P_k (delta_{b_{k+1}} - c_k)``.
+    """
+    n_seg = jac_prod.shape[0]
+    top = np.empty(d.shape[0])
+    for i in range(d.shape[0]):
+        top[i] = rnd(ar, ERROR, g_end[i])
+    x = _kernels._difference(ar, top, d)
+    jacobian.prod_apply(ar, kind, jac_prod[n_seg - 1], x, delta0)
+    for k in range(n_seg - 2, -1, -1):
+        x = _kernels._difference(ar, delta0, boundary[k])
+        boundary[k] = delta0
+        jacobian.prod_apply(ar, kind, jac_prod[k], x, delta0)
+
+
+@kernel
 def window(
     ar,
     cell,
@@ -118,6 +174,13 @@ def window(
     g_end,
     peaks,
     span,
+    bounds,
+    options,
+    tol,
+    boundary,
+    keep_state,
+    keep_errors,
+    stats,
 ):
     """Loss and gradient of one window, as the device computes them.
 
@@ -128,23 +191,32 @@ def window(
     Adds to ``grad``. The device's own buffers come from the caller (its
     memory arena): ``signals`` ``(L + 1, max(D, H))``, each layer's input and
     the top one's output; ``state`` ``(2, L, S)``, ``h_t`` and ``h_{t-1}``;
-    ``delta`` ``(3, L, S)``, the error, ``g_{t-1}`` and ``delta_0``. Fills, per
-    layer, ``jac_prod`` (``P`` at the end of the
-    warm-up), ``residual`` (``delta_T - g_T`` of the first error pass),
-    ``g_end`` (``g_T``) and ``peaks`` (the largest ``|delta_t|_2`` of the
-    error and the warm-up pass: :data:`DELTA_PEAK`, :data:`WARMUP_PEAK`).
-    Returns ``(status, layer,
-    warming, loss, correct, counted)``: ``status`` is 0, or the step at which
-    ``layer``'s Jacobian was singular (in its warm-up pass when ``warming``).
+    ``delta`` ``(3, L, S)``, the error, ``g_{t-1}`` and ``delta_0``;
+    ``jac_prod`` ``(L, K, J)``, each segment's ``P``; ``boundary``
+    ``(L, K - 1, S)``, the other boundary errors; ``keep_state`` and
+    ``keep_errors`` ``(L, S)``, the checkpoint a refined segment restarts
+    from. Fills, per layer, ``residual`` (``delta_T - g_T`` of the first error
+    pass), ``g_end`` (``g_T``), ``peaks`` (the largest ``|delta_t|_2`` of the
+    error and the warm-up pass: :data:`DELTA_PEAK`, :data:`WARMUP_PEAK`) and
+    ``stats`` (:data:`WORST_RESIDUAL`, :data:`ERROR_STEPS`). Returns
+    ``(status, layer, warming, loss, correct, counted)``: ``status`` is 0, or
+    the step at which ``layer``'s Jacobian was singular (in its warm-up pass
+    when ``warming``).
+
+    ``bounds`` are the segments' boundaries (``[0, T]`` for one);
+    ``options`` the refinement passes, the inverse's method and its terms
+    (:data:`REFINE`, :data:`INVERSE`, :data:`TERMS`); ``tol`` the relative
+    end residual that ends refinement early (0: never).
 
     ``span`` ``[p_first, p_last, t_first, t_stop, online]`` runs a part of the
     schedule: passes ``p_first..p_last`` (0 for the last), from step
     ``t_first`` of the first to step ``t_stop`` (-1 for ``T``) of the last;
     what a pass carries from step to step stays in the buffers, so that parts
     run one after the other compute what one call does (between them, the
-    caller may update ``theta``: the truly online variant). With ``online``
-    set, every gradient is added in the last pass, with the parameters of the
-    moment (a one-layer network: the readout's and block's too).
+    caller may update ``theta``: the truly online variant, which refinement
+    does not support). With ``online`` set, every gradient is added in the
+    last pass, with the parameters of the moment (a one-layer network: the
+    readout's and block's too).
     """
     n_layers = modes.shape[0]
     n_steps, d_in = inputs.shape
@@ -154,6 +226,9 @@ def window(
     n_out = (readout_at[1] - readout_at[0]) // (width + 1)  # W (O, H) | b (O)
     theta_out = theta[readout_at[0] : readout_at[1]]
     total = np.sum(mask)
+    n_seg = bounds.shape[0] - 1
+    refine, method, terms = options[REFINE], options[INVERSE], options[TERMS]
+    plain = n_seg == 1 and refine == 0
 
     u = signals
     h, h_prev = state[0], state[1]
@@ -175,6 +250,7 @@ def window(
     jac, work, lu, _, _, unit, row = _kernels._scratch(kind, size)
     g = np.empty(size)
     d_prev = np.empty(size)
+    fix = np.empty(size)
     e = np.zeros(width)
     du = np.empty(wide)
     z = np.empty(n_out)
@@ -195,22 +271,43 @@ def window(
         begin = t_first if p == p_first else 0
         end = t_stop if p == p_last else n_steps
         junk[:] = 0.0
+        # the layer whose first error pass this is: the one that refines
+        first_error = -1
+        for layer in range(n_layers):
+            if modes[layer] == FPTT and warm[layer] + 1 == p:
+                first_error = layer
         for layer in range(n_layers):
             if begin > 0:
                 break  # a pass resumed: its state is in the buffers
             h[layer] = 0.0
             g_prev[layer] = 0.0
             if modes[layer] == FPTT and warm[layer] == p:
-                d[layer] = 0.0
-                jacobian.prod_init(kind, jac_prod[layer])
                 peak[layer, WARMUP_PEAK] = 0.0
             elif modes[layer] == FPTT and warm[layer] + 1 == p:
-                d[layer] = delta0[layer]
                 peak[layer, DELTA_PEAK] = _norm(delta0[layer])
-            elif modes[layer] == FPTT and warm[layer] < p:
-                d[layer] = delta0[layer]
+                stats[layer] = 0.0
 
-        for t in range(begin, end):
+        seg = _segment_of(bounds, begin)
+        probing = refine > 0 and first_error >= 0
+        attempts = 0
+        t = begin
+        while t < end:
+            if t == bounds[seg]:
+                # a segment starts: warm-ups from zero, errors from the boundary
+                for layer in range(n_layers):
+                    if modes[layer] != FPTT or warm[layer] > p:
+                        continue
+                    if warm[layer] == p:
+                        d[layer] = 0.0
+                        jacobian.prod_init(kind, jac_prod[layer, seg])
+                    elif seg == 0:
+                        d[layer] = delta0[layer]
+                    else:
+                        d[layer] = boundary[layer, seg - 1]
+                if probing:
+                    keep_state[:] = h
+                    keep_errors[:] = g_prev
+
             # every layer forward
             u[0, :d_in] = inputs[t]
             for layer in range(n_layers):
@@ -307,15 +404,19 @@ def window(
                         row,
                     )
                     x = _kernels._difference(ar, d[layer], g_prev[layer])
-                    if not jacobian.solve_transpose(ar, kind, jac, x, d[layer], lu):
+                    if not jacobian.inverse_transpose(
+                        ar, kind, jac, x, d[layer], lu, method, terms
+                    ):
                         return t + 1, layer, warm[layer] == p, loss, correct, 0
                     g_prev[layer] = g
                     if warm[layer] == p:
-                        jacobian.prod_update(ar, kind, jac_prod[layer], jac, work)
+                        jacobian.prod_update(ar, kind, jac_prod[layer, seg], jac, work)
                         peak[layer, WARMUP_PEAK] = max(
                             peak[layer, WARMUP_PEAK], _norm(d[layer])
                         )
                         break  # the layers below have no exact errors yet
+                    if layer == first_error and probing:
+                        break  # a probe: only this layer's recursion
                     if warm[layer] + 1 == p:
                         peak[layer, DELTA_PEAK] = max(
                             peak[layer, DELTA_PEAK], _norm(d[layer])
@@ -337,14 +438,68 @@ def window(
                 )
                 if layer > 0:
                     e[:] = du[:width]
+            t += 1
+
+            if plain or t != bounds[seg + 1]:
+                continue
+            # a segment ends: warm-ups keep their end value c_k
+            last = seg + 1 == n_seg
+            for layer in range(n_layers):
+                if modes[layer] == FPTT and warm[layer] == p and not last:
+                    boundary[layer, seg] = d[layer]
+            if first_error < 0:
+                if not last:
+                    seg += 1
+                continue
+
+            # the refining layer's end residual against the boundary error
+            fe = first_error
+            if last:
+                target = np.empty(size)
+                for i in range(size):
+                    target[i] = rnd(ar, ERROR, g_prev[fe, i])
+            else:
+                target = boundary[fe, seg]
+            r = _kernels._difference(ar, d[fe], target)
+            norm = _norm(target)
+            rel = _norm(r) / norm if norm > 0 else 0.0
+            stats[fe, ERROR_STEPS] += bounds[seg + 1] - bounds[seg]
+            if probing:
+                if attempts < refine and rel > tol:
+                    # Newton's step on the segment's start error
+                    start = delta0[fe] if seg == 0 else boundary[fe, seg - 1]
+                    jacobian.prod_apply(ar, kind, jac_prod[fe, seg], r, fix)
+                    start[:] = _kernels._difference(ar, start, fix)
+                    attempts += 1
+                probing = attempts < refine and rel > tol
+                # again from the segment's start: a probe, or the real run
+                t = bounds[seg]
+                h[:] = keep_state
+                g_prev[:] = keep_errors
+                continue
+            stats[fe, WORST_RESIDUAL] = max(stats[fe, WORST_RESIDUAL], rel)
+            if not last:
+                seg += 1
+                attempts = 0
+                probing = refine > 0
 
         # a warm-up pass ends with delta_0; a first error pass with a residual
         for layer in range(n_layers):
             if modes[layer] != FPTT or end < n_steps:
                 continue
-            if warm[layer] == p:
+            if warm[layer] == p and plain:
                 x = _kernels._difference(ar, g_prev[layer], d[layer])
-                jacobian.prod_apply(ar, kind, jac_prod[layer], x, delta0[layer])
+                jacobian.prod_apply(ar, kind, jac_prod[layer, 0], x, delta0[layer])
+            elif warm[layer] == p:
+                _boundary_errors(
+                    ar,
+                    kind,
+                    jac_prod[layer],
+                    boundary[layer],
+                    g_prev[layer],
+                    d[layer],
+                    delta0[layer],
+                )
             elif warm[layer] + 1 == p:
                 residual[layer] = d[layer] - g_prev[layer]
                 g_end[layer] = g_prev[layer]

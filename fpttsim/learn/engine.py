@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fpttsim.cells import jacobian
+from fpttsim.config.scenario import FpttConfig
 from fpttsim.errors import ConfigError, NumericalError
 from fpttsim.learn import _kernels, _stream
 from fpttsim.network import Network, block, readout
@@ -53,8 +55,9 @@ class LayerDiagnostics:
     jac_prod_norm
         Frobenius norm of the Jacobian product ``P`` at the window's end.
     error_passes
-        Error passes run over segments (segmented or refined FPTT; 0 for
-        plain FPTT, whose one pass covers the window).
+        Steps run by the error pass over the window's length: 1 for plain or
+        segmented FPTT, more when refinement ran segments again (its probes
+        included).
     """
 
     mode: str
@@ -63,7 +66,7 @@ class LayerDiagnostics:
     delta_peak: float = 0.0
     warmup_peak: float = 0.0
     jac_prod_norm: float = 0.0
-    error_passes: int = 0
+    error_passes: float = 1.0
 
 
 @dataclass
@@ -238,8 +241,9 @@ def window_gradient(
         Keep each layer's inputs, states, instantaneous errors and (BPTT's)
         total errors in ``traces``, bottom layer first.
     fptt
-        FPTT's segments and refinement passes
-        (:class:`fpttsim.config.scenario.FpttConfig`); None for plain FPTT.
+        FPTT's segments, refinement passes and inverse method
+        (:class:`fpttsim.config.scenario.FpttConfig`); None for plain FPTT
+        with exact inverses.
 
     Raises
     ------
@@ -308,18 +312,26 @@ def _credit(
 
     if fptt is not None and not fptt.plain:
         return _segmented(ar, spec, theta_cell, u, g, grad, du, layer, fptt)
+    inverse = _inverse(fptt)
     delta0 = np.empty(spec.state_size)
     jac_prod = np.empty(spec.jacobian_size)
     status, warmup_peak = _kernels.fptt_warmup(
-        ar, spec.code, theta_cell, u, g, delta0, jac_prod
+        ar, spec.code, theta_cell, u, g, delta0, jac_prod, *inverse
     )
     _raise_if_singular(status, layer, spec, "warm-up")
     residual = np.empty(spec.state_size)
     status, delta_peak = _kernels.fptt_error_pass(
-        ar, spec.code, theta_cell, u, g, delta0, grad, du, residual
+        ar, spec.code, theta_cell, u, g, delta0, grad, du, residual, *inverse
     )
     _raise_if_singular(status, layer, spec, "error")
     return _fptt_diagnostics(residual, g[-1], (delta_peak, warmup_peak), jac_prod)
+
+
+def _inverse(fptt) -> tuple[int, int]:
+    """The kernels' ``(method, terms)`` of ``J^{-T}``; exact for None."""
+    if fptt is None:
+        return jacobian.EXACT, 1
+    return fptt.inverse_code, fptt.terms
 
 
 def segment_bounds(steps: int, segments: int) -> np.ndarray:
@@ -338,7 +350,7 @@ def _segmented(ar, spec, theta_cell, u, g, grad, du, layer, fptt):
     jac_prods = np.empty((n_seg, spec.jacobian_size))
     ends = np.empty((n_seg, spec.state_size))
     deltas = np.empty((n_seg + 1, spec.state_size))
-    status, passes, worst = _kernels.fptt_segmented(
+    status, steps, worst, delta_peak, warmup_peak = _kernels.fptt_segmented(
         ar,
         spec.code,
         theta_cell,
@@ -352,15 +364,17 @@ def _segmented(ar, spec, theta_cell, u, g, grad, du, layer, fptt):
         deltas,
         grad,
         du,
+        *_inverse(fptt),
     )
     _raise_if_singular(status, layer, spec, "segmented")
     return LayerDiagnostics(
         "fptt",
         residual=worst * float(np.linalg.norm(g[-1])),
         residual_relative=worst,
-        delta_peak=float(np.max(np.linalg.norm(deltas, axis=1))),
+        delta_peak=float(delta_peak),
+        warmup_peak=float(warmup_peak),
         jac_prod_norm=float(np.linalg.norm(jac_prods[0])),
-        error_passes=passes,
+        error_passes=steps / u.shape[0],
     )
 
 
@@ -428,6 +442,7 @@ def stream_gradient(
     passes: int | None = None,
     arithmetic: Arithmetic | None = None,
     buffers: tuple[np.ndarray, ...] | None = None,
+    fptt=None,
 ) -> WindowGradient:
     """Loss and gradient of one window on the device's step-by-step schedule.
 
@@ -446,9 +461,14 @@ def stream_gradient(
         ``"fptt"`` or ``"spatial"``: the algorithms whose memory does not
         grow with ``T``.
     buffers
-        The device's own arrays ``(signals, state, delta, jac_prod)`` of shapes
-        ``(L + 1, max(D, H))``, ``(2, L, S)``, ``(3, L, S)`` and ``(L, J)``
-        (from its memory arena); None allocates them.
+        The device's own arrays ``(signals, state, delta, jac_prod, boundary,
+        keep_state, keep_errors)`` of shapes ``(L + 1, max(D, H))``,
+        ``(2, L, S)``, ``(3, L, S)``, ``(L, K, J)``, ``(L, K - 1, S)`` and
+        ``(L, S)`` twice, for ``K`` segments (from its memory arena); None
+        allocates them.
+    fptt
+        Segments, refinement and inverse of FPTT
+        (:class:`fpttsim.config.scenario.FpttConfig`); None for plain FPTT.
 
     Raises
     ------
@@ -456,7 +476,7 @@ def stream_gradient(
         When FPTT meets a singular recurrent Jacobian.
     """
     theta = np.ascontiguousarray(theta, dtype=np.float64)
-    run = _Schedule(net, theta, window, algorithm, passes, arithmetic, buffers)
+    run = _Schedule(net, theta, window, algorithm, passes, arithmetic, buffers, fptt)
     grad = np.zeros(net.size)
     loss, correct, counted = run.part(grad, [1, 0, 0, -1, 0])
     return WindowGradient(loss, grad, correct, counted, run.diagnostics())
@@ -470,6 +490,7 @@ def stream_online(
     every: int = 1,
     arithmetic: Arithmetic | None = None,
     buffers: tuple[np.ndarray, ...] | None = None,
+    fptt=None,
 ) -> tuple[WindowGradient, int]:
     """FPTT with the parameters updated during the error pass (truly online).
 
@@ -486,7 +507,7 @@ def stream_online(
     theta
         Contiguous float64; updated in place at every update (the updates
         made before a singular Jacobian stop the pass stay made).
-    window, arithmetic, buffers
+    window, arithmetic, buffers, fptt
         As for :func:`stream_gradient`.
     optimizer
         An :class:`fpttsim.learn.Optimizer`; its ``step(theta, grad)`` is
@@ -504,7 +525,7 @@ def stream_online(
     Raises
     ------
     ConfigError
-        For a network of more than one layer.
+        For a network of more than one layer, or with refinement.
     NumericalError
         When FPTT meets a singular recurrent Jacobian.
     """
@@ -515,11 +536,18 @@ def stream_online(
             "updates would have changed its errors; use learning.online: false",
             key="learning.online",
         )
+    if fptt is not None and fptt.refine:
+        raise ConfigError(
+            "online updates cannot run FPTT's refinement: a refined segment "
+            "runs again from its start, after its updates were made; use "
+            "learning.fptt.refine: 0",
+            key="learning.fptt.refine",
+        )
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
     if not (theta.flags.c_contiguous and theta.dtype == np.float64):
         raise ValueError("theta must be a contiguous float64 array: it is updated")
-    run = _Schedule(net, theta, window, "fptt", None, arithmetic, buffers)
+    run = _Schedule(net, theta, window, "fptt", None, arithmetic, buffers, fptt)
     scratch = np.zeros(net.size)
     loss, correct, counted = run.part(scratch, [1, 1, 0, -1, 1])
     applied = np.zeros(net.size)
@@ -537,7 +565,9 @@ def stream_online(
 class _Schedule:
     """Parts of the device's schedule over one window, sharing its buffers."""
 
-    def __init__(self, net, theta, window, algorithm, passes, arithmetic, buffers):
+    def __init__(
+        self, net, theta, window, algorithm, passes, arithmetic, buffers, fptt
+    ):
         self.net = net
         self.modes = layer_modes(net, algorithm, passes)
         if algorithm not in ("fptt", "spatial"):
@@ -557,25 +587,28 @@ class _Schedule:
         self.code = np.array(
             [_stream.FPTT if m == "fptt" else _stream.SPATIAL for m in self.modes]
         )
+        self.fptt = fptt = fptt or FpttConfig()
+        self.bounds = segment_bounds(self.inputs.shape[0], fptt.segments)
+        self.options = np.zeros(3, dtype=np.int64)
+        self.options[_stream.REFINE] = fptt.refine
+        self.options[_stream.INVERSE] = fptt.inverse_code
+        self.options[_stream.TERMS] = fptt.terms
         spec = self.spec = net.cells[0]
         if buffers is None:
-            wide = max(net.input_size, net.width)
-            buffers = (
-                np.zeros((net.layers + 1, wide)),
-                np.zeros((2, net.layers, spec.state_size)),
-                np.zeros((3, net.layers, spec.state_size)),
-                np.zeros((net.layers, spec.jacobian_size)),
-            )
+            buffers = stream_buffers(net, fptt.segments)
         self.buffers = buffers
         self.residual = np.zeros((net.layers, spec.state_size))
         self.g_end = np.zeros((net.layers, spec.state_size))
         self.peaks = np.zeros((net.layers, 2))
+        self.stats = np.zeros((net.layers, 2))
         self.at = part_offsets(net)
 
     def part(self, grad, span) -> tuple[float, int, int]:
         """Run ``span`` (see :func:`_stream.window`), adding to ``grad``."""
         net, spec = self.net, self.spec
-        signals, state, delta, jac_prod = self.buffers
+        signals, state, delta, jac_prod, boundary, keep_state, keep_errors = (
+            self.buffers
+        )
         status, layer, warming, loss, correct, counted = _stream.window(
             self.arith.ar,
             spec.code,
@@ -599,6 +632,13 @@ class _Schedule:
             self.g_end,
             self.peaks,
             np.array(span, dtype=np.int64),
+            self.bounds,
+            self.options,
+            float(self.fptt.until),
+            boundary,
+            keep_state,
+            keep_errors,
+            self.stats,
         )
         if status:
             phase = "warm-up" if warming else "error"
@@ -608,11 +648,37 @@ class _Schedule:
     def diagnostics(self) -> list[LayerDiagnostics]:
         """Each layer's diagnostics after the schedule's last pass."""
         jac_prod = self.buffers[3]
-        return [
-            _fptt_diagnostics(
-                self.residual[k], self.g_end[k], self.peaks[k], jac_prod[k]
+        out = []
+        for k, mode in enumerate(self.modes):
+            if mode != "fptt":
+                out.append(LayerDiagnostics(mode))
+                continue
+            found = _fptt_diagnostics(
+                self.residual[k], self.g_end[k], self.peaks[k], jac_prod[k, 0]
             )
-            if mode == "fptt"
-            else LayerDiagnostics(mode)
-            for k, mode in enumerate(self.modes)
-        ]
+            if not self.fptt.plain:
+                worst = float(self.stats[k, _stream.WORST_RESIDUAL])
+                g_norm = float(np.linalg.norm(self.g_end[k]))
+                found.residual_relative = worst
+                found.residual = worst * g_norm
+                found.error_passes = float(
+                    self.stats[k, _stream.ERROR_STEPS] / self.inputs.shape[0]
+                )
+            out.append(found)
+        return out
+
+
+def stream_buffers(net, segments: int = 1) -> tuple[np.ndarray, ...]:
+    """The device schedule's arrays, outside any arena (see stream_gradient)."""
+    spec = net.cells[0]
+    n_layers, s = net.layers, spec.state_size
+    wide = max(net.input_size, net.width)
+    return (
+        np.zeros((n_layers + 1, wide)),
+        np.zeros((2, n_layers, s)),
+        np.zeros((3, n_layers, s)),
+        np.zeros((n_layers, segments, spec.jacobian_size)),
+        np.zeros((n_layers, segments - 1, s)),
+        np.zeros((n_layers, s)),
+        np.zeros((n_layers, s)),
+    )

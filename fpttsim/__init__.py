@@ -13,6 +13,7 @@ from fpttsim.api import (
     gradient_quality,
     load_profile,
     load_scenario,
+    recommend_precision,
     run,
     schema,
     sweep,
@@ -27,6 +28,7 @@ from fpttsim.errors import (
     NumericalError,
 )
 from fpttsim.gradcheck import GradcheckResult
+from fpttsim.mixed import Recommendation
 from fpttsim.study import StudyResult
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "GradcheckResult",
     "NumericalError",
     "Profile",
+    "Recommendation",
     "RunResult",
     "Scenario",
     "StudyResult",
@@ -46,6 +49,7 @@ __all__ = [
     "gradient_quality",
     "load_profile",
     "load_scenario",
+    "recommend_precision",
     "run",
     "schema",
     "sweep",

@@ -26,6 +26,7 @@ from fpttsim.device.loop import read_checkpoint
 from fpttsim.errors import ConfigError
 from fpttsim.gradcheck import GradcheckResult
 from fpttsim.gradcheck import gradcheck as _gradcheck
+from fpttsim.mixed import Recommendation, Trial, recommend
 from fpttsim.study import StudyResult
 from fpttsim.study import gradient_quality as _gradient_quality
 
@@ -306,6 +307,74 @@ def budget(
             threshold=threshold,
             simulate=simulate,
             max_length=max_length,
+        )
+
+
+def recommend_precision(
+    scenario: ScenarioLike,
+    overrides: Mapping[str, Any] | Sequence[str] = (),
+    *,
+    target: float = 0.99,
+    against: str = "exact",
+    windows: int = 2,
+    max_extra_bits: int | None = None,
+    on_trial: Callable[[Trial], None] | None = None,
+) -> Recommendation:
+    """The fewest extra bits on FPTT's errors and P that reach a gradient cosine.
+
+    FPTT's errors (``error``) and Jacobian product (``jacobian_product``)
+    are widened by the same number of fraction bits, everything else staying
+    in the device's formats; the precision budget suggests where to start and
+    simulation decides (:func:`fpttsim.mixed.recommend`).
+
+    Parameters
+    ----------
+    scenario
+        A :class:`Scenario`, a path to a scenario file, or a shipped name.
+    overrides
+        Key-path overrides when ``scenario`` is a name or a path (a
+        ``profile`` override picks the device).
+    target
+        The gradient cosine to reach, in ``(0, 1)``.
+    against
+        ``"exact"``: the cosine with exact float64 BPTT; ``"bptt"``: with BPTT
+        in the device's own arithmetic.
+    windows
+        Windows simulated per candidate; their median cosine counts.
+    max_extra_bits
+        The most extra fraction bits to consider; None up to float64's 52.
+    on_trial
+        Progress callback, called with each candidate once simulated.
+
+    Returns
+    -------
+    Recommendation
+        The formats, the candidates simulated, the ceiling, and FPTT's
+        memory and energy before and after; ``extra_bits`` is None when no
+        candidate reaches the target.
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> result = fpttsim.recommend_precision(
+    ...     "quickstart", {"profile": "bf16-systolic"}, target=0.99995,
+    ...     against="bptt")
+    >>> result.formats
+    {'error': 'e8m8', 'jacobian_product': 'e8m8'}
+    >>> result.memory["difference_bytes"]
+    32
+    """
+    scenario = _scenario(scenario, overrides)
+    profile = scenario.resolve_profile()
+    with _located(scenario):
+        return recommend(
+            scenario,
+            profile,
+            target=target,
+            windows=windows,
+            against=against,
+            max_extra_bits=max_extra_bits,
+            on_trial=on_trial,
         )
 
 

@@ -96,6 +96,40 @@ def _parser() -> argparse.ArgumentParser:
         "--plot", metavar="DIR", help="write memory and precision figures into DIR"
     )
 
+    recommend = scenario_command(
+        "recommend",
+        "the fewest extra bits on FPTT's errors and Jacobian product that reach "
+        "a gradient cosine, and what they cost",
+    )
+    recommend.epilog = (
+        "The errors (delta) and the Jacobian product (P) are widened by the same "
+        "number of fraction bits, every other quantity staying in the device's "
+        "format; the precision budget suggests where to start, simulation "
+        "decides. Exit status: 0 when a width reaches the target, 1 when none "
+        "does, 2 on bad input."
+    )
+    recommend.add_argument(
+        "--target",
+        type=float,
+        default=0.99,
+        metavar="C",
+        help="gradient cosine to reach, in (0, 1) (0.99)",
+    )
+    recommend.add_argument(
+        "--against",
+        choices=("exact", "bptt"),
+        default="exact",
+        help="cosine with exact float64 BPTT, or with BPTT in the device's own "
+        "arithmetic (exact)",
+    )
+    recommend.add_argument(
+        "--windows",
+        type=int,
+        default=2,
+        metavar="N",
+        help="windows simulated per candidate, their median counts (2)",
+    )
+
     study = commands.add_parser("study", help="run a study over a grid of runs")
     studies = study.add_subparsers(dest="study", required=True, metavar="STUDY")
     quality = studies.add_parser(
@@ -404,11 +438,9 @@ def _gradcheck_table(result) -> str:
     return "\n".join(lines)
 
 
-def _check_threshold(value: float) -> None:
+def _check_threshold(value: float, key: str = "--threshold") -> None:
     if not 0.0 < value < 1.0:
-        raise ConfigError(
-            f"expected a cosine in (0, 1), got {value}", key="--threshold"
-        )
+        raise ConfigError(f"expected a cosine in (0, 1), got {value}", key=key)
 
 
 def _budget(args: argparse.Namespace) -> int:
@@ -507,6 +539,35 @@ def _budget_tables(result) -> str:
             + "   (cosine with exact BPTT, whole profile)"
         )
     return "\n".join(lines)
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    _check_threshold(args.target, "--target")
+    if args.windows < 1:
+        raise ConfigError(f"expected N >= 1, got {args.windows}", key="--windows")
+    scenario = api.load_scenario(args.scenario, _overrides(args))
+
+    def on_trial(trial) -> None:
+        formats = ", ".join(f"{q} {name}" for q, name in trial.formats.items())
+        verdict = "meets" if trial.meets else "misses"
+        print(
+            f"fpttsim: k = +{trial.extra_bits} ({formats}): cosine "
+            f"{trial.cosine:.6f}, {verdict} {args.target}",
+            file=sys.stderr,
+        )
+
+    result = api.recommend_precision(
+        scenario,
+        target=args.target,
+        against=args.against,
+        windows=args.windows,
+        on_trial=on_trial,
+    )
+    if args.json:
+        print(result.to_json())
+    else:
+        print(result.to_text())
+    return EXIT_OK if result.reached else EXIT_CHECK_FAILED
 
 
 def _listed(text: str | None, convert, key: str, default):
@@ -720,6 +781,7 @@ _COMMANDS = {
     "run": _run,
     "gradcheck": _gradcheck,
     "budget": _budget,
+    "recommend": _recommend,
     "study": _study,
     "schema": _schema,
     "sweep": _sweep,

@@ -803,7 +803,8 @@ def zero_if_nan(value: float) -> float:
     return value if math.isfinite(value) else 0.0
 
 
-def _median(values: list[float]) -> float:
+def median_cosine(values: list[float]) -> float:
+    """The median of cosines over windows, a broken one (NaN) counting as 0."""
     return float(np.median([zero_if_nan(v) for v in values]))
 
 
@@ -828,12 +829,17 @@ class Comparison:
         FPTT with the profile's error and P formats alone, and in its whole
         arithmetic.
     bptt
-        BPTT in the profile's whole arithmetic.
+        BPTT in the profile's whole arithmetic (or in ``bptt_arith``'s, when
+        :func:`compare` was given one).
     residual
         The whole-profile FPTT's largest relative end residual; inf when a
         Jacobian was singular.
     finite
         Whether both FPTT gradients are finite.
+    against_bptt
+        The whole-arithmetic FPTT's cosine with that BPTT rather than with
+        the exact one: what FPTT loses beyond what the arithmetic costs
+        BPTT.
     """
 
     own: float
@@ -841,6 +847,7 @@ class Comparison:
     bptt: float
     residual: float
     finite: bool
+    against_bptt: float
 
 
 def _fptt(net, theta, window, arith, fptt):
@@ -850,16 +857,22 @@ def _fptt(net, theta, window, arith, fptt):
         return None
 
 
-def compare(net, theta, raw, arith, own_arith, fptt=None) -> Comparison:
+def compare(
+    net, theta, raw, arith, own_arith, fptt=None, bptt_arith=None
+) -> Comparison:
     """FPTT and BPTT on one window against exact BPTT on the same numbers.
 
     ``theta`` is already in the profile's weight format; the window's inputs
     are stored in its input format here, so that exact BPTT, as in
-    ``gradcheck``, sees what the device sees.
+    ``gradcheck``, sees what the device sees. ``bptt_arith`` runs BPTT in
+    another arithmetic than FPTT's (default ``arith``), one with the same
+    weight and input formats: the device's own, when FPTT's errors and
+    Jacobian product are widened (:mod:`fpttsim.mixed`).
     """
     window = _device_window(arith, raw)
     reference = window_gradient(net, theta, window, "bptt").grad
-    bptt = window_gradient(net, theta, window, "bptt", arithmetic=arith).grad
+    bptt_arith = arith if bptt_arith is None else bptt_arith
+    bptt = window_gradient(net, theta, window, "bptt", arithmetic=bptt_arith).grad
     whole = _fptt(net, theta, window, arith, fptt)
     own = _fptt(net, theta, window, own_arith, fptt)
     broken = np.full(net.size, np.nan)
@@ -877,6 +890,7 @@ def compare(net, theta, raw, arith, own_arith, fptt=None) -> Comparison:
         cosine(bptt, reference),
         residual,
         bool(np.all(np.isfinite(whole_grad)) and np.all(np.isfinite(own_grad))),
+        cosine(whole_grad, bptt),
     )
 
 
@@ -899,9 +913,9 @@ def measure(
     ]
     return Measurement(
         length,
-        _median([c.own for c in found]),
-        _median([c.whole for c in found]),
-        _median([c.bptt for c in found]),
+        median_cosine([c.own for c in found]),
+        median_cosine([c.whole for c in found]),
+        median_cosine([c.bptt for c in found]),
         sum(not c.finite for c in found),
     )
 

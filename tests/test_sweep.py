@@ -30,6 +30,7 @@ from fpttsim.sweeps import (
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "sweeps" / "smoke.yaml"
+METHODS_SWEEP = ROOT / "scenarios" / "sweeps" / "fptt-methods.yaml"
 BIN = Path(sys.executable).parent
 
 
@@ -294,3 +295,32 @@ def test_a_missing_base_scenario_names_the_sweep_files_line(tmp_path):
     with pytest.raises(ConfigError, match="neither a file") as info:
         load_sweep(path)
     assert (info.value.line, info.value.key) == (2, "base")
+
+
+def test_the_shipped_methods_sweep_takes_whole_sections_as_axis_values(tmp_path):
+    # the shipped file, cut to one point of r_min and T and one seed
+    shipped = load_sweep(METHODS_SWEEP)
+    spec = shipped.spec
+    assert len(shipped.runs) == 2 * 5 * 2 * 6 * 2 * 3
+    text = METHODS_SWEEP.read_text()
+    text = text.replace("[0.5, 0.8, 0.9, 0.95, 0.99]", "[0.8]")
+    text = text.replace("[100, 1000]", "[1000]").replace("seeds: 3", "seeds: 1")
+    path = write_sweep(tmp_path, text)
+    out = tmp_path / "out"
+    outcome = run_sweep(load_sweep(path), out, LocalPool(2), progress=False)
+    assert outcome.done == 24 and outcome.failed == 0
+    cosine = {
+        (
+            s["axes"]["profile"],
+            json.dumps(s["axes"]["learning.fptt"], sort_keys=True),
+            json.dumps(s["axes"]["device.formats"]),
+        ): s["metrics"]["algorithms.fptt.cosine"]
+        for s in outcome.summaries.values()
+    }
+    # at r_min 0.8 and T = 1000 plain FPTT loses its gradient in fp32 and
+    # eight segments keep it (0.8^-1000 overflows fp32; 0.8^-125 ~ 1e12)
+    assert cosine["cortex-m4f", "{}", "null"] < 0.99
+    assert cosine["cortex-m4f", '{"segments": 8}', "null"] > 0.9999
+    files = sweep_report(out, x="model.r_min", lines="learning.fptt", panels="profile")
+    assert "report_lines.png" in {f.name for f in files}
+    assert spec.labels["learning.fptt"][0] == "plain"

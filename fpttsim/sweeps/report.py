@@ -117,7 +117,12 @@ def sweep_report(
         return written
 
     def values_of(axis):
-        return list(dict.fromkeys(r.get(axis) for r in rows))
+        # an axis may take mappings (a whole section, such as learning.fptt)
+        found = {}
+        for r in rows:
+            value = r.get(axis)
+            found.setdefault(json.dumps(value, sort_keys=True, default=str), value)
+        return list(found.values())
 
     labels = plan.get("labels", {})
 

@@ -9,6 +9,7 @@ through time, and trains with it online.
 from fpttsim.api import (
     RunResult,
     budget,
+    fptt_methods,
     gradcheck,
     gradient_quality,
     load_profile,
@@ -28,6 +29,7 @@ from fpttsim.errors import (
     NumericalError,
 )
 from fpttsim.gradcheck import GradcheckResult
+from fpttsim.methods import MethodsResult
 from fpttsim.mixed import Recommendation
 from fpttsim.study import StudyResult
 
@@ -38,6 +40,7 @@ __all__ = [
     "ConfigError",
     "FpttsimError",
     "GradcheckResult",
+    "MethodsResult",
     "NumericalError",
     "Profile",
     "Recommendation",
@@ -46,6 +49,7 @@ __all__ = [
     "StudyResult",
     "budget",
     "gradcheck",
+    "fptt_methods",
     "gradient_quality",
     "load_profile",
     "load_scenario",

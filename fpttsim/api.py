@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fpttsim import methods as _methods
 from fpttsim import report
 from fpttsim.budget import BudgetResult
 from fpttsim.budget import budget as _budget
@@ -26,6 +27,7 @@ from fpttsim.device.loop import read_checkpoint
 from fpttsim.errors import ConfigError
 from fpttsim.gradcheck import GradcheckResult
 from fpttsim.gradcheck import gradcheck as _gradcheck
+from fpttsim.methods import MethodsResult
 from fpttsim.mixed import Recommendation, Trial, recommend
 from fpttsim.study import StudyResult
 from fpttsim.study import gradient_quality as _gradient_quality
@@ -434,6 +436,75 @@ def gradient_quality(
         profiles=profiles,
         seeds=seeds,
         threshold=threshold,
+        workers=workers,
+    )
+    if out is not None:
+        result.write(out)
+    return result
+
+
+def fptt_methods(
+    scenario: str | os.PathLike = "quickstart",
+    overrides: Mapping[str, Any] | Sequence[str] = (),
+    *,
+    methods: Sequence[str] = _methods.DEFAULT_METHODS,
+    r_min: Sequence[float] = _methods.DEFAULT_R_MIN,
+    lengths: Sequence[int] = _methods.DEFAULT_LENGTHS,
+    profiles: Sequence[str] = _methods.DEFAULT_PROFILES,
+    seeds: int = _methods.DEFAULT_SEEDS,
+    workers: int | None = None,
+    out: str | os.PathLike | None = None,
+) -> MethodsResult:
+    """FPTT's methods (refinement, segments, mixed precision) at equal bits.
+
+    Parameters
+    ----------
+    scenario
+        The base scenario (shipped name or path): cell, sizes, task.
+    overrides
+        Overrides of the base scenario.
+    methods
+        Methods as :mod:`fpttsim.methods` writes them: ``plain``,
+        ``segments:K``, ``refine:K``, ``neumann:M``, ``wide``,
+        ``wide:FORMAT``, joined by ``+``.
+    r_min, lengths, profiles
+        The grid; a profile is a shipped name, a path, or a number format
+        used for every quantity.
+    seeds
+        Seeds per point.
+    workers
+        Processes (default: the machine's cores).
+    out
+        Folder for the CSVs, ``study.json`` and the figures; None writes
+        nothing.
+
+    Returns
+    -------
+    MethodsResult
+        Per point, each method's gradient cosine with exact BPTT and with
+        BPTT at equal bits, its end residual, error passes and learner
+        memory; BPTT is a method of its own.
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> result = fpttsim.fptt_methods(
+    ...     methods=["plain", "segments:4"], r_min=[0.8], lengths=[1000],
+    ...     profiles=["fp32"], seeds=1, workers=1)
+    >>> cosine = {e["method"]: e["cosine_bptt"] for e in result.summary()}
+    >>> cosine["segments:4"] > 0.9999 > cosine["plain"]
+    True
+    """
+    if not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides)
+    result = _methods.fptt_methods(
+        scenario,
+        dict(overrides),
+        methods=methods,
+        r_min=r_min,
+        lengths=lengths,
+        profiles=profiles,
+        seeds=seeds,
         workers=workers,
     )
     if out is not None:

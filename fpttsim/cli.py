@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 
 from fpttsim import api, report
+from fpttsim import methods as methods_module
+from fpttsim import study as study_module
 from fpttsim.config import (
     find_shipped,
     load_profile,
@@ -140,36 +142,26 @@ def _parser() -> argparse.ArgumentParser:
         "profile, with the median and spread over seeds; checks the precision "
         "budget's prediction at every point.",
     )
-    quality.add_argument(
-        "scenario",
-        metavar="SCENARIO",
-        nargs="?",
-        default="quickstart",
-        help="base scenario: its cell, sizes and task (default quickstart)",
-    )
-    quality.add_argument("--out", metavar="DIR", required=True, help="output folder")
-    _set_option(quality)
-    quality.add_argument(
-        "--r-min",
-        metavar="R,R,...",
-        help="r_min values (0,0.5,0.8,0.9,0.95,0.99,0.999)",
-    )
-    quality.add_argument("--lengths", metavar="T,T,...", help="lengths (10,100,1000)")
-    quality.add_argument(
-        "--profiles",
-        metavar="P,P,...",
-        help="profiles, or number formats for every quantity (fp64,fp32,bf16,"
-        "fixed32.16)",
-    )
-    quality.add_argument("--seeds", type=int, default=3, help="seeds per point (3)")
+    _grid_arguments(quality, study_module)
     quality.add_argument(
         "--threshold", type=float, default=0.99, metavar="C", help="cosine (0.99)"
     )
-    quality.add_argument(
-        "--workers", type=int, metavar="N", help="processes (default: the cores)"
+
+    methods = studies.add_parser(
+        "fptt-methods",
+        help="refined, segmented and mixed-precision FPTT against plain, at equal bits",
+        description="Each method's gradient cosine with exact BPTT and with "
+        "BPTT at equal bits, its end residual, error passes and learner "
+        "memory, over r_min x T x profile (median over seeds); BPTT is a "
+        "point of its own. Methods: plain, segments:K, refine:K, neumann:M, "
+        "wide (errors and Jacobian product one float width up), wide:FORMAT, "
+        "joined by + (segments:8+wide).",
     )
-    quality.add_argument(
-        "--json", action="store_true", help="print the summary as JSON on stdout"
+    _grid_arguments(methods, methods_module)
+    methods.add_argument(
+        "--methods",
+        metavar="M,M,...",
+        help=f"methods ({','.join(methods_module.DEFAULT_METHODS)})",
     )
 
     sweep = commands.add_parser(
@@ -226,6 +218,65 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("scenarios", help="list the shipped scenarios")
     return parser
+
+
+def _grid_arguments(parser: argparse.ArgumentParser, module) -> None:
+    """A study's options: the base scenario, its grid, workers and outputs."""
+
+    def listed(values) -> str:
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+    parser.add_argument(
+        "scenario",
+        metavar="SCENARIO",
+        nargs="?",
+        default="quickstart",
+        help="base scenario: its cell, sizes and task (default quickstart)",
+    )
+    parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    _set_option(parser)
+    parser.add_argument(
+        "--r-min",
+        metavar="R,R,...",
+        help=f"r_min values ({listed(module.DEFAULT_R_MIN)})",
+    )
+    parser.add_argument(
+        "--lengths",
+        metavar="T,T,...",
+        help=f"lengths ({listed(module.DEFAULT_LENGTHS)})",
+    )
+    parser.add_argument(
+        "--profiles",
+        metavar="P,P,...",
+        help="profiles, or number formats for every quantity "
+        f"({listed(module.DEFAULT_PROFILES)})",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=module.DEFAULT_SEEDS,
+        help=f"seeds per point ({module.DEFAULT_SEEDS})",
+    )
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="processes (default: the cores)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as JSON on stdout"
+    )
+
+
+def _grid_options(args: argparse.Namespace, module) -> dict:
+    """The keyword arguments of a study's grid from its options."""
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"expected N >= 1, got {args.workers}", key="--workers")
+    return {
+        "r_min": _listed(args.r_min, float, "--r-min", module.DEFAULT_R_MIN),
+        "lengths": _listed(args.lengths, int, "--lengths", module.DEFAULT_LENGTHS),
+        "profiles": _listed(args.profiles, str, "--profiles", module.DEFAULT_PROFILES),
+        "seeds": args.seeds,
+        "workers": args.workers,
+        "out": args.out,
+    }
 
 
 def _set_option(parser: argparse.ArgumentParser) -> None:
@@ -584,27 +635,51 @@ def _listed(text: str | None, convert, key: str, default):
 
 
 def _study(args: argparse.Namespace) -> int:
-    from fpttsim import study
-
-    _check_threshold(args.threshold)
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"expected N >= 1, got {args.workers}", key="--workers")
-    result = api.gradient_quality(
-        args.scenario,
-        args.overrides,
-        r_min=_listed(args.r_min, float, "--r-min", study.DEFAULT_R_MIN),
-        lengths=_listed(args.lengths, int, "--lengths", study.DEFAULT_LENGTHS),
-        profiles=_listed(args.profiles, str, "--profiles", study.DEFAULT_PROFILES),
-        seeds=args.seeds,
-        threshold=args.threshold,
-        workers=args.workers,
-        out=args.out,
-    )
-    if args.json:
-        print(result.to_json())
+    if args.study == "fptt-methods":
+        listed = _listed(args.methods, str, "--methods", methods_module.DEFAULT_METHODS)
+        grid = _grid_options(args, methods_module)
+        result = api.fptt_methods(args.scenario, args.overrides, methods=listed, **grid)
+        summary = _methods_summary
     else:
-        print(_study_summary(result, args.out))
+        _check_threshold(args.threshold)
+        grid = _grid_options(args, study_module)
+        result = api.gradient_quality(
+            args.scenario, args.overrides, threshold=args.threshold, **grid
+        )
+        summary = _study_summary
+    print(result.to_json() if args.json else summary(result, args.out))
     return EXIT_OK
+
+
+def _methods_summary(result, out) -> str:
+    length = max(result.lengths)
+    lines = [
+        f"{result.scenario}: FPTT's methods at T = {length}, median over "
+        f"{result.seeds} seeds, {result.seconds:.0f} s; cosine with BPTT at equal "
+        "bits (with exact BPTT)",
+        f"  {'profile':<10}{'method':<20}{'memory B':>10}{'passes':>8}  "
+        + "".join(f"{f'r_min {r:g}':>20}" for r in result.r_min),
+    ]
+    summary = {
+        (e["profile"], e["method"], e["r_min"]): e
+        for e in result.summary()
+        if e["length"] == length
+    }
+    for profile in result.profiles:
+        for method in result.methods:
+            first = summary[profile, method, result.r_min[0]]
+            cells = "".join(
+                f"{summary[profile, method, r]['cosine_bptt']:>11.4f} "
+                f"({summary[profile, method, r]['cosine']:.4f})"
+                for r in result.r_min
+            )
+            lines.append(
+                f"  {profile:<10}{method:<20}{first['learner_bytes']:>10,}"
+                f"{first['error_passes']:>8.2g}  {cells}"
+            )
+    lines.append(f"  written to {out}: fptt_methods.csv, summary.csv, study.json,")
+    lines.append("  fptt_methods.png, fptt_methods_pareto.png")
+    return "\n".join(lines)
 
 
 def _study_summary(result, out) -> str:

@@ -15,6 +15,7 @@ import math
 import os
 import platform
 import secrets
+import warnings
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -364,7 +365,11 @@ def write_table(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
 def _save(fig, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
-    fig.clear()
+    with warnings.catch_warnings():
+        # clearing shared log axes resets their limits to (0, 1) on the way,
+        # which matplotlib warns about; the figure is gone right after
+        warnings.simplefilter("ignore", UserWarning)
+        fig.clear()
     _write_atomic(path, buf.getvalue())
     return path
 
@@ -556,3 +561,132 @@ def plot_gradient_quality(result, out_dir) -> list[Path]:
     fig.colorbar(image, ax=list(axes), label="median cosine")
     written.append(_save(fig, out_dir / "heatmaps.png"))
     return written
+
+
+def _gradient_error(cosine):
+    """``1 - cosine`` on a log axis: a cosine of 1 to the bit sits at 1e-16."""
+    return np.maximum(1.0 - np.asarray(cosine, dtype=float), 1e-16)
+
+
+def plot_fptt_methods(result, out_dir, r_min=None, length=None) -> list[Path]:
+    """The FPTT-methods comparison's figures.
+
+    ``fptt_methods.png``: each method's gradient error ``1 - cosine`` against
+    ``r_min`` at the longest ``T``, one panel per profile; above, against BPTT
+    in the same arithmetic (the method's own loss), below, against exact
+    float64 BPTT. ``fptt_methods_pareto.png``: at one ``r_min`` (default 0.9
+    when in the grid) and ``T`` (default the longest), each method as a point
+    of learner memory against its error with BPTT at equal bits, BPTT
+    itself among them, the Pareto front drawn through the methods no other
+    beats on both, and the region a designer asks for shaded: a cosine of at
+    least 0.99 in at most a tenth of BPTT's learner memory.
+    """
+    out_dir = Path(out_dir)
+    summary = result.summary()
+    length = length if length is not None else max(result.lengths)
+    if r_min is None:
+        r_min = 0.9 if 0.9 in result.r_min else result.r_min[len(result.r_min) // 2]
+    profiles, methods = result.profiles, result.methods
+    positions = np.arange(len(result.r_min))
+    written = []
+
+    def value(profile, method, r, key):
+        for e in summary:
+            if (e["profile"], e["method"], e["r_min"], e["length"]) == (
+                profile,
+                method,
+                r,
+                length,
+            ):
+                return e[key]
+        return np.nan
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    columns = len(profiles)
+    fig = Figure(figsize=(max(7.0, 3.8 * columns), 6.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.subplots(2, columns, squeeze=False, sharex=True, sharey=True)
+    for row, (key, what) in enumerate(
+        (("cosine_bptt", "BPTT at equal bits"), ("cosine", "exact float64 BPTT"))
+    ):
+        for ax, profile in zip(grid[row], profiles, strict=True):
+            for method in methods:
+                if key == "cosine_bptt" and method == "bptt":
+                    continue
+                errors = [value(profile, method, r, key) for r in result.r_min]
+                style = "--" if method == "bptt" else "-"
+                ax.plot(
+                    positions,
+                    _gradient_error(errors),
+                    style,
+                    color=colours[method],
+                    marker="o",
+                    markersize=3,
+                    label=method,
+                )
+            ax.axhline(0.01, color="grey", linestyle=":", linewidth=0.8)
+            ax.set_yscale("log")
+            ax.set_title(f"{profile}, T = {length}", fontsize=9)
+            ax.grid(True, alpha=0.3)
+            ax.set_xticks(positions, [f"{r:g}" for r in result.r_min])
+            if row == 1:
+                ax.set_xlabel("r_min")
+        grid[row, 0].set_ylabel(f"1 - cosine with\n{what}")
+    grid[1, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle(f"{result.scenario}: FPTT's methods at equal bits")
+    written.append(_save(fig, out_dir / "fptt_methods.png"))
+
+    fig, axes = panel_figure(len(profiles), 4.4, min_width=8.0, sharey=True)
+    for ax, profile in zip(axes, profiles, strict=True):
+        points = [
+            (
+                value(profile, m, r_min, "learner_bytes"),
+                value(profile, m, r_min, "cosine" if m == "bptt" else "cosine_bptt"),
+                m,
+            )
+            for m in methods
+        ]
+        bptt_bytes = value(profile, "bptt", r_min, "learner_bytes")
+        ax.axvspan(0, bptt_bytes / 10, color="tab:green", alpha=0.08)
+        ax.axhline(0.01, color="grey", linestyle=":", linewidth=0.8)
+        front = _pareto_front([(m, c) for m, c, name in points if name != "bptt"])
+        if front:
+            xs, ys = zip(*front, strict=True)
+            ax.step(xs, _gradient_error(ys), where="post", color="black", lw=0.6)
+        for memory, cosine, method in points:
+            ax.plot(
+                memory,
+                _gradient_error(cosine),
+                "s" if method == "bptt" else "o",
+                color=colours[method],
+                markersize=6,
+                alpha=0.85,
+                label=method,
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("learner memory (bytes)")
+        ax.set_title(f"{profile}, r_min = {r_min:g}, T = {length}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("1 - cosine with BPTT at equal bits\n(BPTT: with exact BPTT)")
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle(
+        "Learner memory against gradient error; shaded: at most a tenth of "
+        "BPTT's memory, dotted: cosine 0.99",
+        fontsize=10,
+    )
+    written.append(_save(fig, out_dir / "fptt_methods_pareto.png"))
+    return written
+
+
+def _pareto_front(points):
+    """The points no other beats on both less memory and a higher cosine."""
+    finite = sorted((m, c) for m, c in points if np.isfinite(m) and np.isfinite(c))
+    front = []
+    for memory, cosine in finite:
+        if not front or cosine > front[-1][1]:
+            front.append((memory, cosine))
+    return front

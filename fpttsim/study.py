@@ -84,8 +84,36 @@ def study_profile(name: str) -> Profile:
     )
 
 
+class GridOutputs:
+    """What a study's result does with its rows: JSON, CSVs and figures.
+
+    Subclasses give ``rows``, ``summary()``, ``to_dict()``, ``plot(out)``
+    and the name of their table of rows, ``TABLE``.
+    """
+
+    TABLE = "rows.csv"
+
+    def to_json(self) -> str:
+        """The result as a JSON document."""
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    def write(self, out) -> list[Path]:
+        """Write the rows' and summary's CSVs, ``study.json`` and the figures."""
+        from fpttsim.report import _write_atomic, write_table
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        files = [
+            write_table(out / self.TABLE, self.rows),
+            write_table(out / "summary.csv", self.summary()),
+        ]
+        _write_atomic(out / "study.json", (self.to_json() + "\n").encode())
+        files.append(out / "study.json")
+        return files + self.plot(out)
+
+
 @dataclass
-class StudyResult:
+class StudyResult(GridOutputs):
     """Outcome of :func:`gradient_quality`.
 
     Attributes
@@ -110,6 +138,8 @@ class StudyResult:
     threshold: float
     rows: list = field(default_factory=list)
     seconds: float = 0.0
+
+    TABLE = "gradient_quality.csv"
 
     def summary(self) -> list[dict]:
         """Per profile, r_min and T: median, min and max over the seeds."""
@@ -195,26 +225,11 @@ class StudyResult:
             "disagreements": self.disagreements(),
         }
 
-    def to_json(self) -> str:
-        """The result as a JSON document."""
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+    def plot(self, out_dir) -> list[Path]:
+        """The figures (see :func:`fpttsim.report.plot_gradient_quality`)."""
+        from fpttsim.report import plot_gradient_quality
 
-    def write(self, out) -> list[Path]:
-        """Write the CSVs, ``study.json`` and the figures into ``out``."""
-        from fpttsim.report import _write_atomic, plot_gradient_quality, write_table
-
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        files = []
-        for name, rows in (
-            ("gradient_quality.csv", self.rows),
-            ("summary.csv", self.summary()),
-        ):
-            files.append(write_table(out / name, rows))
-        _write_atomic(out / "study.json", (self.to_json() + "\n").encode())
-        files.append(out / "study.json")
-        files += plot_gradient_quality(self, out)
-        return files
+        return plot_gradient_quality(self, out_dir)
 
 
 def _point_rows(task) -> list[dict]:
@@ -292,6 +307,32 @@ def gradient_quality(
     StudyResult
     """
     overrides = dict(overrides or {})
+    base = check_grid(scenario, overrides, r_min, lengths, profiles, seeds)
+    start = time.perf_counter()
+    extra = (list(lengths), list(profiles), threshold)
+    rows = run_grid(_point_rows, scenario, overrides, r_min, seeds, extra, workers)
+    result = StudyResult(
+        base.name,
+        [float(r) for r in r_min],
+        list(lengths),
+        list(profiles),
+        seeds,
+        threshold,
+        rows,
+    )
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def check_grid(scenario, overrides, r_min, lengths, profiles, seeds):
+    """The base scenario, once the grid's values are checked.
+
+    Raises
+    ------
+    ConfigError
+        Naming the option (``--r-min``, ``--lengths``, ``--profiles``,
+        ``--seeds``) whose value is out of range, or the scenario's file.
+    """
     base = load_scenario(scenario, overrides)  # bad input fails here, once
     for value in r_min:
         if not 0.0 <= value <= base.model.r_max:
@@ -307,34 +348,24 @@ def gradient_quality(
         study_profile(name)
     if seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {seeds}", key="--seeds")
+    return base
+
+
+def run_grid(function, scenario, overrides, r_min, seeds, extra, workers) -> list:
+    """The rows ``function`` gives for every ``r_min`` and seed, in order.
+
+    Each task is ``(scenario, overrides, r_min, seed, *extra)``, plain data,
+    run in this process (``workers == 1``) or a pool of ``workers``.
+    """
     tasks = [
-        (
-            os.fspath(scenario),
-            overrides,
-            float(r),
-            seed,
-            list(lengths),
-            list(profiles),
-            threshold,
-        )
+        (os.fspath(scenario), overrides, float(r), seed, *extra)
         for r in r_min
         for seed in range(seeds)
     ]
-    start = time.perf_counter()
     workers = workers or os.cpu_count() or 1
     if workers == 1:
-        parts = [_point_rows(task) for task in tasks]
+        parts = [function(task) for task in tasks]
     else:
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
-            parts = list(pool.map(_point_rows, tasks))
-    result = StudyResult(
-        base.name,
-        [float(r) for r in r_min],
-        list(lengths),
-        list(profiles),
-        seeds,
-        threshold,
-        [row for part in parts for row in part],
-    )
-    result.seconds = time.perf_counter() - start
-    return result
+            parts = list(pool.map(function, tasks))
+    return [row for part in parts for row in part]

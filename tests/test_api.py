@@ -1,8 +1,10 @@
 """The public Python API: load_scenario, run, gradcheck and the errors."""
 
 import doctest
+import importlib
 import inspect
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,9 +121,25 @@ def test_load_scenario_error_is_a_config_error():
         fpttsim.load_scenario("quickstart", {"model.hidden": 0})
 
 
-def test_api_docstring_examples_run():
-    outcome = doctest.testmod(fpttsim.api, verbose=False, report=True)
+# every module whose docstrings hold examples
+EXAMPLES = ["fpttsim.api", "fpttsim.methods", "fpttsim.config.profile"]
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_docstring_examples_run(name):
+    module = importlib.import_module(name)
+    outcome = doctest.testmod(module, verbose=False, report=True)
     # Every example in the module was found and run, none skipped.
-    examples = inspect.getsource(fpttsim.api).count(">>> ")
+    examples = inspect.getsource(module).count(">>> ")
     assert outcome.attempted == examples > 0
     assert outcome.failed == 0
+
+
+def test_every_module_with_examples_is_tested():
+    package = Path(fpttsim.__file__).parent
+    found = {
+        ".".join(path.relative_to(package.parent).with_suffix("").parts)
+        for path in package.rglob("*.py")
+        if ">>> " in path.read_text()
+    }
+    assert found == set(EXAMPLES)

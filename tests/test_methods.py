@@ -1,0 +1,150 @@
+"""The FPTT-methods comparison (``fpttsim study fptt-methods``).
+
+Its numbers come from the engine, which test_fptt_methods.py and
+test_inverse.py check against BPTT; here: that the study asks for what it
+says (the methods, the formats, the memory of the device's plan), and that
+its outputs are whole.
+"""
+
+import json
+
+import pytest
+
+import fpttsim
+from fpttsim.cli import main
+from fpttsim.config import load_profile, load_scenario
+from fpttsim.config.scenario import FpttConfig
+from fpttsim.device.memory import plan
+from fpttsim.errors import ConfigError
+from fpttsim.experiment import prepare
+from fpttsim.methods import learner_bytes, parse_method, wider
+from fpttsim.study import study_profile
+
+
+def test_methods_are_read_as_written():
+    method = parse_method("segments:8+refine:2+wide")
+    assert method.fptt == FpttConfig(segments=8, refine=2)
+    assert method.wide == "next"
+    assert parse_method("plain").fptt == FpttConfig()
+    neumann = parse_method("neumann:3+wide:fp64")
+    assert (neumann.fptt.inverse, neumann.fptt.terms, neumann.wide) == (
+        "neumann",
+        3,
+        "fp64",
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["segments:0", "refine:x", "wide:fp33", "shooting:2", "plain:1"]
+)
+def test_a_bad_method_names_the_option(text):
+    with pytest.raises(ConfigError, match=f"method {text!r}") as info:
+        parse_method(text)
+    assert info.value.key == "--methods"
+
+
+def test_wide_is_one_float_width_up():
+    assert wider(study_profile("bf16")) == "fp32"
+    assert wider(study_profile("fp16")) == "fp32"
+    assert wider(study_profile("fp32")) == "fp64"
+    assert wider(load_profile("cortex-m4f")) == "fp64"
+    wide = parse_method("wide").profile(study_profile("bf16"))
+    assert wide.format_of("error").format == "fp32"
+    assert wide.format_of("jacobian_product").format == "fp32"
+    assert wide.format_of("state").format == "bf16"
+
+
+def test_learner_memory_is_the_plans_learner_buffers():
+    scenario = load_scenario("quickstart")
+    net = prepare(scenario).net
+    profile = study_profile("fp32")
+    spec = net.cells[0]
+    plain = learner_bytes(net, "fptt", 1000, profile, scenario)
+    eight = learner_bytes(net, "fptt", 1000, profile, scenario, FpttConfig(segments=8))
+    # seven more products and boundary errors per layer, 4 bytes each
+    assert eight - plain == net.layers * 7 * (spec.jacobian_size + spec.state_size) * 4
+    # FPTT's does not grow with T, BPTT's does: its tape of states
+    assert learner_bytes(net, "fptt", 100, profile, scenario) == plain
+    short = learner_bytes(net, "bptt", 100, profile, scenario)
+    long = learner_bytes(net, "bptt", 1000, profile, scenario)
+    assert long - short == 900 * net.layers * spec.state_size * 4
+    # the replay buffer and the weights are every algorithm's, not the learner's
+    everything = sum(b.bytes for b in plan(net, "fptt", 1000, profile))
+    assert plain < everything
+
+
+@pytest.fixture(scope="module")
+def small():
+    return fpttsim.fptt_methods(
+        methods=["plain", "refine:1", "segments:4", "segments:4+wide"],
+        r_min=[0.8],
+        lengths=[50, 1000],
+        profiles=["fp64", "fp32"],
+        seeds=1,
+        workers=1,
+    )
+
+
+def test_every_method_is_bptt_in_float64(small):
+    for e in small.summary():
+        if e["profile"] == "fp64":
+            assert e["cosine"] > 1 - 1e-12, e
+
+
+def test_segments_keep_what_plain_fptt_loses_in_fp32(small):
+    at = {e["method"]: e for e in small.point(0.8, 1000) if e["profile"] == "fp32"}
+    assert at["plain"]["cosine_bptt"] < 0.5
+    assert at["segments:4"]["cosine_bptt"] > 0.9999
+    # refinement probes once per segment before the real pass: twice the steps
+    assert at["refine:1"]["error_passes"] == 2
+    assert at["segments:4"]["error_passes"] == 1
+    # wider errors and P cost their bytes
+    assert at["segments:4+wide"]["learner_bytes"] > at["segments:4"]["learner_bytes"]
+    assert at["bptt"]["learner_bytes"] > 10 * at["segments:4"]["learner_bytes"]
+
+
+def test_the_results_are_written_whole(small, tmp_path):
+    files = small.write(tmp_path)
+    names = {f.name for f in files}
+    assert names == {
+        "fptt_methods.csv",
+        "summary.csv",
+        "study.json",
+        "fptt_methods.png",
+        "fptt_methods_pareto.png",
+    }
+    data = json.loads((tmp_path / "study.json").read_text())
+    assert data["methods"][0] == "bptt"
+    assert len(data["summary"]) == 2 * 2 * 5  # profiles x lengths x methods
+
+
+def test_the_command_line_prints_the_table_and_refuses_bad_methods(tmp_path, capsys):
+    code = main(
+        [
+            "study",
+            "fptt-methods",
+            "--out",
+            str(tmp_path),
+            "--methods",
+            "plain,segments:2",
+            "--r-min",
+            "0.9",
+            "--lengths",
+            "30",
+            "--profiles",
+            "bf16",
+            "--seeds",
+            "1",
+            "--workers",
+            "1",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "segments:2" in out and "fptt_methods_pareto.png" in out
+    assert (tmp_path / "summary.csv").exists()
+    code = main(
+        ["study", "fptt-methods", "--out", str(tmp_path), "--methods", "segments:0"]
+    )
+    assert code == 2
+    assert "--methods" in capsys.readouterr().err

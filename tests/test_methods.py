@@ -95,7 +95,10 @@ def test_segments_keep_what_plain_fptt_loses_in_fp32(small):
     at = {e["method"]: e for e in small.point(0.8, 1000) if e["profile"] == "fp32"}
     assert at["plain"]["cosine_bptt"] < 0.5
     assert at["segments:4"]["cosine_bptt"] > 0.9999
-    # refinement probes once per segment before the real pass: twice the steps
+    # refinement probes the start error and, where its residual is finite,
+    # the Newton step's, then runs
+    short = {e["method"]: e for e in small.point(0.8, 50) if e["profile"] == "fp32"}
+    assert short["refine:1"]["error_passes"] == 3
     assert at["refine:1"]["error_passes"] == 2
     assert at["segments:4"]["error_passes"] == 1
     # wider errors and P cost their bytes

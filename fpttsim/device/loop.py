@@ -203,7 +203,7 @@ class Device:
         )
         pairs = zip(names, outside[:-1], strict=True)
         found = [self.mem.get(name, spare) for name, spare in pairs]
-        keep_errors = self.mem.get("refine.errors", outside[-1])[: net.layers]
+        keep_errors = self.mem.get("refine.errors", outside[-1])[: net.layers + 1]
         self._learner_buffers = (*found, keep_errors)
 
         held_out_rng = rng_for(scenario, HELD_OUT)

@@ -129,8 +129,8 @@ def plan(
     refine
         FPTT's refinement passes (``learning.fptt.refine``): with any, the
         device keeps a checkpoint of every layer's state and ``g_{t-1}`` at
-        the start of the segment it refines, and a residual and a Newton
-        step.
+        the start of the segment it refines, the best start error found, a
+        residual and a Newton step.
 
     Returns
     -------
@@ -243,13 +243,14 @@ def plan(
             )
         if refine:
             add("refine.state", "state", n_layers * s, "state", shape=(n_layers, s))
-            # g_{t-1} of every layer, then the residual and the Newton step
+            # g_{t-1} of every layer, the best start error a probe found, then
+            # the residual and the Newton step
             add(
                 "refine.errors",
                 "errors",
-                n_layers * s + 2 * s,
+                (n_layers + 3) * s,
                 "error",
-                shape=(n_layers + 2, s),
+                shape=(n_layers + 3, s),
             )
     if algorithm == "bptt":
         add("learner.delta", "errors", 2 * s, "error", shape=(2, s))

@@ -297,9 +297,12 @@ def fptt_segmented(
     rounding did; a Newton step on the segment's affine map,
     ``delta_{b_{k-1}} <- delta_{b_{k-1}} - P_k r_k``, and another pass over
     the segment repair it (../docs/fptt.md §4). Refinement probes each
-    segment, its recursion alone, up to ``refine`` times (fewer when
-    ``|r_k| <= tol |delta_{b_k}|``), moving the start error after each probe;
-    then the segment's error pass runs once from the start error found, so
+    segment, its recursion alone: a probe measures the residual from the
+    current start error, and while it shrinks (and stays above
+    ``tol |delta_{b_k}|``) a Newton step moves the start and another probe
+    checks it, up to ``refine`` steps. A step that does not shrink the
+    residual (rounding can make ``P_k r_k`` worse than nothing) is undone.
+    Then the segment's error pass runs once from the best start found, so
     that the gradient and the errors sent below are added once, as a device
     that cannot take them back does. Memory: ``K`` products and end values,
     ``K + 1`` boundary errors, independent of ``T``.
@@ -373,6 +376,8 @@ def fptt_segmented(
         target = np.sqrt(np.sum(deltas[k + 1] * deltas[k + 1]))
         probing = refine > 0
         attempts = 0
+        best = np.inf  # the smallest residual a probe has met, from best_start
+        best_start = start.copy()
         while True:
             h_prev[:] = starts[k]
             d = start.copy()
@@ -404,11 +409,19 @@ def fptt_segmented(
             if not probing:
                 delta_peak = max(delta_peak, seg_peak)
                 break
-            if attempts < refine and rel > tol:
+            if not rel <= best:
+                # the last Newton step did harm (or the residual is not
+                # finite): the segment runs from the best start found
+                start = best_start.copy()
+                probing = False
+                continue
+            best = rel
+            best_start[:] = start
+            probing = attempts < refine and rel > tol
+            if probing:
                 jacobian.prod_apply(ar, kind, jac_prods[k], r, fix)
                 start = _difference(ar, start, fix)
                 attempts += 1
-            probing = attempts < refine and rel > tol
         worst = max(worst, rel)
     return 0, steps, worst, delta_peak, warmup_peak
 

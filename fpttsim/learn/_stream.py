@@ -34,10 +34,11 @@ Refinement (``learning.fptt.refine``) happens in a layer's first error pass,
 segment by segment. The device first runs probes: the segment again from a
 checkpoint of every layer's state and ``g_{t-1}`` at its start, with the
 refining layer only running its recursion (nothing goes below it, nothing is
-added to the gradient); each probe's end residual ``r`` moves the segment's
-start error by the Newton step ``- P_k r``, until ``refine`` probes are spent
-or ``|r| <= until |delta_{b_k}|``. Then the segment runs once more, for real,
-from the start error found, which is stored back so that later passes
+added to the gradient). While a probe's end residual ``r`` shrinks and stays
+above ``until |delta_{b_k}|``, the Newton step ``- P_k r`` moves the
+segment's start error and another probe checks it, up to ``refine`` steps;
+a step that did harm is undone. Then the segment runs once more, for real,
+from the best start error found, which is stored back so that later passes
 recompute the same errors. The layer-by-layer kernel makes the same probes,
 so the two agree to the bit.
 
@@ -193,9 +194,11 @@ def window(
     the top one's output; ``state`` ``(2, L, S)``, ``h_t`` and ``h_{t-1}``;
     ``delta`` ``(3, L, S)``, the error, ``g_{t-1}`` and ``delta_0``;
     ``jac_prod`` ``(L, K, J)``, each segment's ``P``; ``boundary``
-    ``(L, K - 1, S)``, the other boundary errors; ``keep_state`` and
-    ``keep_errors`` ``(L, S)``, the checkpoint a refined segment restarts
-    from. Fills, per layer, ``residual`` (``delta_T - g_T`` of the first error
+    ``(L, K - 1, S)``, the other boundary errors; ``keep_state`` ``(L, S)``
+    and ``keep_errors`` ``(L + 1, S)``, the checkpoint a refined segment
+    restarts from (each layer's state and ``g_{t-1}`` at its start) and the
+    best start error a probe has found. Fills, per
+    layer, ``residual`` (``delta_T - g_T`` of the first error
     pass), ``g_end`` (``g_T``), ``peaks`` (the largest ``|delta_t|_2`` of the
     error and the warm-up pass: :data:`DELTA_PEAK`, :data:`WARMUP_PEAK`) and
     ``stats`` (:data:`WORST_RESIDUAL`, :data:`ERROR_STEPS`). Returns
@@ -290,6 +293,8 @@ def window(
         seg = _segment_of(bounds, begin)
         probing = refine > 0 and first_error >= 0
         attempts = 0
+        best = np.inf  # the smallest residual a probe met, from best_start
+        best_start = keep_errors[n_layers]
         t = begin
         while t < end:
             if t == bounds[seg]:
@@ -306,7 +311,7 @@ def window(
                         d[layer] = boundary[layer, seg - 1]
                 if probing:
                     keep_state[:] = h
-                    keep_errors[:] = g_prev
+                    keep_errors[:n_layers] = g_prev
 
             # every layer forward
             u[0, :d_in] = inputs[t]
@@ -465,22 +470,29 @@ def window(
             rel = _norm(r) / norm if norm > 0 else 0.0
             stats[fe, ERROR_STEPS] += bounds[seg + 1] - bounds[seg]
             if probing:
-                if attempts < refine and rel > tol:
-                    # Newton's step on the segment's start error
-                    start = delta0[fe] if seg == 0 else boundary[fe, seg - 1]
-                    jacobian.prod_apply(ar, kind, jac_prod[fe, seg], r, fix)
-                    start[:] = _kernels._difference(ar, start, fix)
-                    attempts += 1
-                probing = attempts < refine and rel > tol
+                start = delta0[fe] if seg == 0 else boundary[fe, seg - 1]
+                if not rel <= best:
+                    # the last Newton step did harm: back to the best start
+                    start[:] = best_start
+                    probing = False
+                else:
+                    best = rel
+                    best_start[:] = start
+                    probing = attempts < refine and rel > tol
+                    if probing:
+                        jacobian.prod_apply(ar, kind, jac_prod[fe, seg], r, fix)
+                        start[:] = _kernels._difference(ar, start, fix)
+                        attempts += 1
                 # again from the segment's start: a probe, or the real run
                 t = bounds[seg]
                 h[:] = keep_state
-                g_prev[:] = keep_errors
+                g_prev[:] = keep_errors[:n_layers]
                 continue
             stats[fe, WORST_RESIDUAL] = max(stats[fe, WORST_RESIDUAL], rel)
             if not last:
                 seg += 1
                 attempts = 0
+                best = np.inf
                 probing = refine > 0
 
         # a warm-up pass ends with delta_0; a first error pass with a residual

@@ -463,9 +463,9 @@ def stream_gradient(
     buffers
         The device's own arrays ``(signals, state, delta, jac_prod, boundary,
         keep_state, keep_errors)`` of shapes ``(L + 1, max(D, H))``,
-        ``(2, L, S)``, ``(3, L, S)``, ``(L, K, J)``, ``(L, K - 1, S)`` and
-        ``(L, S)`` twice, for ``K`` segments (from its memory arena); None
-        allocates them.
+        ``(2, L, S)``, ``(3, L, S)``, ``(L, K, J)``, ``(L, K - 1, S)``,
+        ``(L, S)`` and ``(L + 1, S)``, for ``K`` segments (from its memory
+        arena); None allocates them.
     fptt
         Segments, refinement and inverse of FPTT
         (:class:`fpttsim.config.scenario.FpttConfig`); None for plain FPTT.
@@ -680,5 +680,5 @@ def stream_buffers(net, segments: int = 1) -> tuple[np.ndarray, ...]:
         np.zeros((n_layers, segments, spec.jacobian_size)),
         np.zeros((n_layers, segments - 1, s)),
         np.zeros((n_layers, s)),
-        np.zeros((n_layers, s)),
+        np.zeros((n_layers + 1, s)),
     )

@@ -39,6 +39,7 @@ def learner_bytes(profile: str, method: FpttConfig | None) -> int:
         result = budget(load_scenario("quickstart", overrides), simulate=False)
         return result.algorithms["bptt"].working_bytes
     overrides["learning.fptt.segments"] = method.segments
+    overrides["learning.fptt.refine"] = method.refine
     result = budget(load_scenario("quickstart", overrides), simulate=False)
     return result.algorithms["fptt"].working_bytes
 

@@ -265,7 +265,7 @@ def _point_rows(task) -> list[dict]:
     net = experiment.net
     rows = []
     for name in profiles:
-        profile = study_profile(name)
+        profile = study_profile(name, scenario)
         for length in lengths:
             raw = windows_at(scenario, length, 1)[0]
             arith = Arithmetic.from_profile(profile, seed)

@@ -58,8 +58,11 @@ COLUMNS = (
 )
 
 
-def study_profile(name: str) -> Profile:
+def study_profile(name: str, scenario=None) -> Profile:
     """A profile by shipped name or path, or a uniform one from a format name.
+
+    With a ``scenario``, the formats of its ``device.formats`` replace the
+    profile's, as they do for the scenario's own profile.
 
     Raises
     ------
@@ -67,7 +70,7 @@ def study_profile(name: str) -> Profile:
         When ``name`` is neither.
     """
     try:
-        return load_profile(name)
+        profile = load_profile(name)
     except ConfigError as not_a_profile:
         try:
             parse_format(name)
@@ -77,11 +80,14 @@ def study_profile(name: str) -> Profile:
                 "path) nor a number format such as fp32, bf16 or fixed32.16",
                 key="--profiles",
             ) from not_a_profile
-    return Profile(
-        name=name,
-        description=f"every quantity in {name}",
-        arithmetic={"default": name},
-    )
+        profile = Profile(
+            name=name,
+            description=f"every quantity in {name}",
+            arithmetic={"default": name},
+        )
+    if scenario is not None and scenario.device.formats is not None:
+        return profile.with_formats(scenario.device.formats)
+    return profile
 
 
 class GridOutputs:
@@ -242,7 +248,7 @@ def _point_rows(task) -> list[dict]:
     net = experiment.net
     rows = []
     for name in profiles:
-        profile = study_profile(name)
+        profile = study_profile(name, scenario)
         prediction = predict(
             scenario,
             profile,

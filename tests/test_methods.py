@@ -151,3 +151,14 @@ def test_the_command_line_prints_the_table_and_refuses_bad_methods(tmp_path, cap
     )
     assert code == 2
     assert "--methods" in capsys.readouterr().err
+
+
+def test_a_scenarios_device_formats_apply_to_the_studies_profiles():
+    scenario = load_scenario("quickstart", {"device.formats.error": "fp64"})
+    for name in ("bf16", "bf16-systolic"):
+        profile = study_profile(name, scenario)
+        assert profile.format_of("error").format == "fp64"
+        assert profile.format_of("state") == study_profile(name).format_of("state")
+    # a method's own widening comes on top
+    wide = parse_method("wide:fp32").profile(study_profile("bf16", scenario))
+    assert wide.format_of("error").format == "fp32"

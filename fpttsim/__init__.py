@@ -9,6 +9,7 @@ through time, and trains with it online.
 from fpttsim.api import (
     RunResult,
     budget,
+    export_nir,
     fptt_methods,
     gradcheck,
     gradient_quality,
@@ -31,6 +32,7 @@ from fpttsim.errors import (
 from fpttsim.gradcheck import GradcheckResult
 from fpttsim.methods import MethodsResult
 from fpttsim.mixed import Recommendation
+from fpttsim.nir_export import NirExport
 from fpttsim.study import StudyResult
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "FpttsimError",
     "GradcheckResult",
     "MethodsResult",
+    "NirExport",
     "NumericalError",
     "Profile",
     "Recommendation",
@@ -48,6 +51,7 @@ __all__ = [
     "Scenario",
     "StudyResult",
     "budget",
+    "export_nir",
     "gradcheck",
     "fptt_methods",
     "gradient_quality",

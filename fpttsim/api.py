@@ -29,6 +29,8 @@ from fpttsim.gradcheck import GradcheckResult
 from fpttsim.gradcheck import gradcheck as _gradcheck
 from fpttsim.methods import MethodsResult
 from fpttsim.mixed import Recommendation, Trial, recommend
+from fpttsim.nir_export import NirExport
+from fpttsim.nir_export import export_nir as _export_nir
 from fpttsim.study import StudyResult
 from fpttsim.study import gradient_quality as _gradient_quality
 
@@ -512,6 +514,69 @@ def fptt_methods(
     return result
 
 
+def export_nir(
+    scenario: ScenarioLike,
+    out: str | os.PathLike,
+    *,
+    overrides: Mapping[str, Any] | Sequence[str] = (),
+    weights: str | os.PathLike | None = None,
+    dt: float | None = None,
+) -> NirExport:
+    """Write a real-diagonal network's recurrent core as a NIR graph.
+
+    The first layer's input projection, leaky integrators and cell output
+    ``C h + D u`` become NIR nodes, each integrator's discrete decay NIR's
+    continuous time constant for steps of ``dt``; what has no NIR node
+    (layer normalisation, GELU) and all that follows it is left out and
+    listed. :mod:`fpttsim.nir_export` gives the mapping and its derivation.
+
+    Parameters
+    ----------
+    scenario
+        A :class:`Scenario`, a path to a scenario file, or a shipped name,
+        with ``model.cell: diagonal``.
+    out
+        The NIR file to write.
+    overrides
+        Key-path overrides when ``scenario`` is a name or a path.
+    weights
+        A run's folder holding ``parameters.npz`` (from :func:`run` with
+        ``out``), or that file; None for the scenario's initial parameters.
+    dt
+        The time step in seconds; None for the stream's sample period,
+        ``1 / device.rate_hz``.
+
+    Returns
+    -------
+    NirExport
+        The file, the time step, the nodes, how each parameter maps, and
+        what was left out and why.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`fpttsim.nir_export.export_nir` says: the LRU, RNN and GRU
+        are refused on ``model.cell``.
+
+    Examples
+    --------
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> import fpttsim, nir
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> result = fpttsim.export_nir("nir-diagonal", folder / "core.nir")
+    >>> result.dt
+    0.001
+    >>> graph = nir.read(folder / "core.nir")
+    >>> [type(graph.nodes[name]).__name__ for name in ("projection", "integrator")]
+    ['Linear', 'LI']
+    >>> float(graph.metadata["dt"])
+    0.001
+    >>> shutil.rmtree(folder)
+    """
+    return _export_nir(_scenario(scenario, overrides), out, weights=weights, dt=dt)
+
+
 def schema(kind: str) -> dict:
     """The JSON Schema (draft 2020-12) of ``"scenario"`` or ``"profile"`` files.
 
@@ -534,6 +599,7 @@ def sweep(
     workers: int | None = None,
     scheduler: str | None = None,
     dask: bool = False,
+    retry_failed: bool = False,
     progress: bool = False,
 ):
     """Run a sweep file's runs that are not yet finished in ``out``.
@@ -553,6 +619,9 @@ def sweep(
         no address, a local Dask cluster of ``workers`` processes.
     dask
         Whether to use Dask rather than the local process pool.
+    retry_failed
+        Whether runs recorded as failed run again (otherwise they count as
+        finished).
     progress
         Whether to show a progress line on stderr.
 
@@ -567,4 +636,6 @@ def sweep(
         executor = sweeps.DaskExecutor(scheduler, workers)
     else:
         executor = sweeps.LocalPool(workers)
-    return sweeps.run_sweep(loaded, out, executor, progress=progress)
+    return sweeps.run_sweep(
+        loaded, out, executor, retry_failed=retry_failed, progress=progress
+    )

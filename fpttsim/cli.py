@@ -26,6 +26,7 @@ from fpttsim.config import (
     shipped_scenarios,
 )
 from fpttsim.errors import CheckFailed, ConfigError, NumericalError
+from fpttsim.nir_export import check_time_step
 from fpttsim.progress import Progress
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def scenario_command(
-        name: str, help_text: str, optional: bool = False
+        name: str, help_text: str, optional: bool = False, profile: bool = True
     ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument(
@@ -49,9 +50,10 @@ def _parser() -> argparse.ArgumentParser:
             nargs="?" if optional else None,
             help="path or shipped name",
         )
-        sub.add_argument(
-            "--profile", metavar="P", help="hardware profile (path or name)"
-        )
+        if profile:
+            sub.add_argument(
+                "--profile", metavar="P", help="hardware profile (path or name)"
+            )
         _set_option(sub)
         sub.add_argument(
             "--json", action="store_true", help="print one JSON document on stdout"
@@ -130,6 +132,35 @@ def _parser() -> argparse.ArgumentParser:
         default=2,
         metavar="N",
         help="windows simulated per candidate, their median counts (2)",
+    )
+
+    export = scenario_command(
+        "export-nir",
+        "write a real-diagonal network's recurrent core as a NIR graph",
+        profile=False,
+    )
+    export.epilog = (
+        "The first layer's input projection diag(gamma) B, its leaky "
+        "integrators and its cell output C h + D u are exported; each decay "
+        "lam becomes NIR's tau = -dt / ln(lam) and r = 1 / (1 - lam), exact "
+        "for inputs held over each step of dt. The layer normalisation, the "
+        "GELU MLP, the layers above and the readout have no NIR form and are "
+        "listed as left out. Only model.cell: diagonal maps."
+    )
+    export.add_argument(
+        "--out", metavar="FILE", required=True, help="the NIR file to write (HDF5)"
+    )
+    export.add_argument(
+        "--weights",
+        metavar="RUN_DIR",
+        help="a run's folder (or its parameters.npz) from `fpttsim run --out`; "
+        "default: the scenario's initial weights",
+    )
+    export.add_argument(
+        "--dt",
+        type=float,
+        metavar="SECONDS",
+        help="time step (default 1 / device.rate_hz, the stream's sample period)",
     )
 
     study = commands.add_parser("study", help="run a study over a grid of runs")
@@ -621,6 +652,31 @@ def _recommend(args: argparse.Namespace) -> int:
     return EXIT_OK if result.reached else EXIT_CHECK_FAILED
 
 
+def _export(args: argparse.Namespace) -> int:
+    dt = None if args.dt is None else check_time_step(args.dt, key="--dt")
+    result = api.export_nir(
+        args.scenario, args.out, overrides=args.overrides, weights=args.weights, dt=dt
+    )
+    print(result.to_json() if args.json else _export_summary(result))
+    return EXIT_OK
+
+
+def _export_summary(result) -> str:
+    low, high = result.tau_range
+    lines = [
+        f"{result.scenario}: layer 1's recurrent core written to {result.path} "
+        f"(NIR, weights {result.weights})",
+        f"  time step      dt = {result.dt:g} s, {result.dt_source}; "
+        f"tau from {low:.4g} s to {high:.4g} s",
+    ]
+    for node in result.nodes:
+        sizes = f"{node['input_size']} -> {node['output_size']}"
+        lines.append(f"  node           {node['name']:<11} {node['type']:<7} {sizes}")
+    lines.append("  not exported")
+    lines += [f"    {part['part']}: {part['reason']}" for part in result.left_out]
+    return "\n".join(lines)
+
+
 def _listed(text: str | None, convert, key: str, default):
     """A comma-separated option as a tuple, or ``default`` when not given."""
     if text is None:
@@ -729,6 +785,7 @@ def _sweep(args: argparse.Namespace) -> int:
             workers=args.workers,
             scheduler=args.scheduler,
             dask=args.dask,
+            retry_failed=args.retry_failed,
             progress=True,
         )
     except KeyboardInterrupt:
@@ -860,6 +917,7 @@ _COMMANDS = {
     "gradcheck": _gradcheck,
     "budget": _budget,
     "recommend": _recommend,
+    "export-nir": _export,
     "study": _study,
     "schema": _schema,
     "sweep": _sweep,

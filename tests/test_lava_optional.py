@@ -191,3 +191,33 @@ def test_importing_fpttsim_lava_does_not_import_lava():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
     assert fpttsim.lava.LAVA_DISTRIBUTION == "lava-nc"
+
+
+def test_lava_imports_after_fpttsims_process_pools():
+    # Lava sets the global start method on import and raises if it was
+    # chosen before; a pool on the default context chooses it, and so does
+    # spawning a process; fpttsim's pools and Dask clusters leave it unchosen
+    script = textwrap.dedent(
+        """
+        import concurrent.futures, sys
+        from fpttsim.pools import process_pool
+        with process_pool(1) as pool:
+            assert pool.submit(abs, -2).result() == 2
+        if sys.argv[1] == "default":
+            with concurrent.futures.ProcessPoolExecutor(1) as pool:
+                pool.submit(abs, -2).result()
+        else:
+            # a local Dask cluster spawns its workers
+            from fpttsim.sweeps.executors import DaskExecutor
+            DaskExecutor(None, 1).close()
+        import lava.magma.runtime.runtime
+        """
+    )
+    runs = {
+        case: subprocess.run(
+            [sys.executable, "-c", script, case], capture_output=True, text=True
+        )
+        for case in ("ours", "default")
+    }
+    assert runs["ours"].returncode == 0, runs["ours"].stderr
+    assert "context has already been set" in runs["default"].stderr

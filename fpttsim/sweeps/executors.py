@@ -15,6 +15,12 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
+from fpttsim.pools import (
+    forget_start_method,
+    process_pool,
+    start_method_chosen,
+    start_method_kept,
+)
 from fpttsim.sweeps.task import execute
 
 RETRIES = 2
@@ -56,7 +62,7 @@ class LocalPool:
         attempts = {t["key"]: 0 for t in tasks}
         queue = list(tasks)
         while queue:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+            self._pool = process_pool(self.workers)
             futures = {self._pool.submit(execute, t): t for t in queue}
             queue = []
             pending = set(futures)
@@ -107,14 +113,17 @@ class DaskExecutor:
         # user's business; its errors still show
         logging.getLogger("distributed").setLevel(logging.ERROR)
         self.cluster = None
+        # its workers are spawned, which fixes the global start method
+        self._forget = not start_method_chosen()
         if address is None:
-            self.cluster = LocalCluster(
-                n_workers=workers or os.cpu_count() or 1,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+            with start_method_kept():
+                self.cluster = LocalCluster(
+                    n_workers=workers or os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
             address = self.cluster.scheduler_address
         self.client = Client(address)
 
@@ -144,3 +153,6 @@ class DaskExecutor:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+        if self._forget:
+            # workers restarted during the sweep were spawned too
+            forget_start_method()

@@ -4,8 +4,16 @@ Forward propagation of errors through time (FPTT) computes the exact gradient
 of a recurrent network with two forward passes and memory independent of the
 sequence length. fpttsim simulates it, checks it against backpropagation
 through time, and trains with it online.
+
+The functions below load scenarios and profiles and do what the command
+line's commands do; their results are typed objects with ``to_dict()``,
+``to_json()`` and, where a picture helps, ``plot()``. The packages
+:mod:`fpttsim.device` (the simulated device's memory plan, arena, cost model
+and clock) and :mod:`fpttsim.sweeps` (sweep files, executors, reports) are
+part of the public API too.
 """
 
+from fpttsim import device, sweeps
 from fpttsim.api import (
     RunResult,
     budget,
@@ -13,15 +21,13 @@ from fpttsim.api import (
     fptt_methods,
     gradcheck,
     gradient_quality,
-    load_profile,
-    load_scenario,
     recommend_precision,
     run,
     schema,
     sweep,
 )
 from fpttsim.budget import BudgetResult
-from fpttsim.config import Profile, Scenario
+from fpttsim.config import Profile, Scenario, load_profile, load_scenario
 from fpttsim.errors import (
     BudgetError,
     CheckFailed,
@@ -51,9 +57,10 @@ __all__ = [
     "Scenario",
     "StudyResult",
     "budget",
+    "device",
     "export_nir",
-    "gradcheck",
     "fptt_methods",
+    "gradcheck",
     "gradient_quality",
     "load_profile",
     "load_scenario",
@@ -61,4 +68,5 @@ __all__ = [
     "run",
     "schema",
     "sweep",
+    "sweeps",
 ]

@@ -17,7 +17,6 @@ from fpttsim.budget import budget as _budget
 from fpttsim.config import (
     Profile,
     Scenario,
-    load_profile,
     load_scenario,
     parse_overrides,
 )
@@ -81,6 +80,21 @@ class RunResult:
         The folder the outputs were written to, or None.
     files
         Paths of the files written.
+    scenario_file
+        The file the scenario was read from, when known.
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> sc = fpttsim.load_scenario(
+    ...     "quickstart", {"training.steps": 40, "training.eval_every": 20})
+    >>> result = fpttsim.run(sc)
+    >>> result.to_dict()["steps_done"], result.out
+    (40, None)
+    >>> fig = result.plot()
+    >>> ax, right = fig.axes
+    >>> [line.get_label() for line in ax.lines + right.lines]
+    ['loss', 'online_loss', 'eval_loss', 'accuracy', 'eval_accuracy']
     """
 
     scenario: Scenario
@@ -123,6 +137,39 @@ class RunResult:
     def to_json(self) -> str:
         """``result.json`` as a string (strict JSON: non-finite as strings)."""
         return json.dumps(report.jsonable(self.to_dict()), indent=2)
+
+    def _title(self) -> str:
+        return f"{self.scenario.name}: {self.scenario.learning.algorithm}"
+
+    def plot(self):
+        """The learning curve, as ``learning_curve.png`` holds it.
+
+        The learner's loss (the mean over each logged interval), the loss on
+        the arriving samples before they were learnt (``online_loss``) and,
+        when ``training.eval_every`` measured it, the held-out loss
+        (``eval_loss``) against updates, on the left axis; for a
+        classification task the learner's and the held-out accuracies on the
+        right, dashed.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            Drawn outside pyplot: show it in a notebook, or save it with
+            ``fig.savefig(path)``.
+        """
+        rows = self.training.rows
+        losses = [
+            k for k in ("loss", "online_loss", "eval_loss") if any(k in r for r in rows)
+        ]
+        # accuracies only for classification: every logged row then has one
+        accuracies = (
+            [k for k in ("accuracy", "eval_accuracy") if any(k in r for r in rows)]
+            if rows and "accuracy" in rows[0]
+            else None
+        )
+        return report.plot_learning_curve(
+            rows, title=self._title(), y=losses or ("loss",), secondary=accuracies
+        )
 
 
 def run(
@@ -193,35 +240,26 @@ def run(
 def _write_outputs(result: RunResult) -> list[Path]:
     out = result.out
     out.mkdir(parents=True, exist_ok=True)
-    rows = result.training.rows
-    classification = bool(rows) and "accuracy" in rows[0]
-    title = f"{result.scenario.name}: {result.scenario.learning.algorithm}"
-    losses = [
-        k for k in ("loss", "online_loss", "eval_loss") if any(k in r for r in rows)
-    ]
     files = [
         report.write_result_json(out, result.to_dict()),
-        report.write_metrics_csv(out, rows),
-        report.plot_learning_curve(
-            out,
-            rows,
-            title=title,
-            y=losses or ("loss",),
-            secondary="accuracy" if classification else None,
-        ),
-        report.plot_memory(
-            out,
-            result.training.memory["components"],
-            {
-                "working": result.profile.memory.working_bytes,
-                "replay": result.profile.memory.replay_bytes,
-            },
-            title=f"{title}: device memory by component ({result.profile.name})",
+        report.write_metrics_csv(out, result.training.rows),
+        report.write_figure(result.plot(), out / report.LEARNING_CURVE_PNG),
+        report.write_figure(
+            report.plot_memory(
+                result.training.memory["components"],
+                {
+                    "working": result.profile.memory.working_bytes,
+                    "replay": result.profile.memory.replay_bytes,
+                },
+                title=f"{result._title()}: device memory by component "
+                f"({result.profile.name})",
+            ),
+            out / report.MEMORY_PNG,
         ),
     ]
-    cosine = report.plot_gradient_cosine(out, rows, title=title)
+    cosine = report.plot_gradient_cosine(result.training.rows, title=result._title())
     if cosine is not None:
-        files.append(cosine)
+        files.append(report.write_figure(cosine, out / report.GRADIENT_COSINE_PNG))
     files.append(report.write_parameters(out, result.training.theta))
     return files
 
@@ -253,15 +291,6 @@ def gradcheck(
     profile = scenario.resolve_profile()
     with _located(scenario):
         return _gradcheck(scenario, profile)
-
-
-__all__ = [
-    "RunResult",
-    "gradcheck",
-    "load_profile",
-    "load_scenario",
-    "run",
-]
 
 
 def budget(
@@ -578,16 +607,21 @@ def export_nir(
 
 
 def schema(kind: str) -> dict:
-    """The JSON Schema (draft 2020-12) of ``"scenario"`` or ``"profile"`` files.
+    """The JSON Schema (draft 2020-12) of scenario, profile or sweep files.
 
-    The repository's ``schemas/<kind>.schema.json`` holds the same; see
-    :func:`fpttsim.config.schema.json_schema`.
+    What ``fpttsim schema KIND`` prints and the repository's
+    ``schemas/<kind>.schema.json`` holds, for editors to complete and check
+    the YAML files with: ``kind`` is ``"scenario"``, ``"profile"`` or
+    ``"sweep"`` (:func:`fpttsim.config.schema.json_schema` raises
+    ``ValueError`` for anything else).
 
     Examples
     --------
     >>> import fpttsim
     >>> sorted(fpttsim.schema("scenario")["properties"])[:3]
     ['description', 'device', 'gradcheck']
+    >>> fpttsim.schema("sweep")["required"]
+    ['name', 'base']
     """
     return json_schema(kind)
 
@@ -602,7 +636,7 @@ def sweep(
     retry_failed: bool = False,
     progress: bool = False,
 ):
-    """Run a sweep file's runs that are not yet finished in ``out``.
+    r"""Run a sweep file's runs that are not yet finished in ``out``.
 
     Parameters
     ----------
@@ -628,6 +662,23 @@ def sweep(
     Returns
     -------
     fpttsim.sweeps.SweepOutcome
+
+    Examples
+    --------
+    Two seeds of a gradient check; run again, the sweep finds both done.
+
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> import fpttsim
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "seeds.yaml").write_text(
+    ...     "name: seeds\nbase: gradcheck-diagonal\ncommand: gradcheck\nseeds: 2\n")
+    >>> outcome = fpttsim.sweep(folder / "seeds.yaml", folder / "out", workers=1)
+    >>> outcome.total, outcome.done, outcome.failed
+    (2, 2, 0)
+    >>> fpttsim.sweep(folder / "seeds.yaml", folder / "out", workers=1).skipped
+    2
+    >>> shutil.rmtree(folder)
     """
     from fpttsim import sweeps
 

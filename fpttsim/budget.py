@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fpttsim.device.cost import CostModel
 from fpttsim.device.memory import REPLAY, WORKING, Buffer, breakdown, plan
@@ -28,6 +29,9 @@ ALGORITHMS = ("fptt", "bptt", "rtrl", "spatial", "reversible")
 """Algorithms a budget covers; ``reversible`` is reversible BPTT (analytic)."""
 
 LONGEST = 2**40  # the largest length the search for what fits looks at
+
+MEMORY_PNG = "budget_memory.png"
+PRECISION_PNG = "budget_precision.png"
 
 
 @dataclass
@@ -104,6 +108,22 @@ class BudgetResult:
         The precision prediction.
     check
         The prediction checked by simulation; None when not asked for.
+    memory_curves
+        Per algorithm, a function of the window length giving its buffers
+        (the device's plan at that length), for the memory figure.
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> result = fpttsim.budget("quickstart", simulate=False)
+    >>> result.algorithms["fptt"].fits, result.to_dict()["length"]
+    (True, 50)
+    >>> (ax,) = result.plot().axes
+    >>> [line.get_label() for line in ax.lines[:3]]
+    ['fptt', 'bptt', 'rtrl']
+    >>> fptt, bptt = (line.get_ydata() for line in ax.lines[:2])
+    >>> bool(fptt.min() == fptt.max() < bptt.max())
+    True
     """
 
     scenario: str
@@ -142,11 +162,52 @@ class BudgetResult:
         """The result as a JSON document."""
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
-    def plot(self, folder) -> list:
-        """Write ``memory.png`` and ``precision.png`` into ``folder``."""
+    def plot(self):
+        """Memory against T per algorithm, and the precision panel when checked.
+
+        The left panel is :func:`fpttsim.report.plot_budget_memory` (working
+        memory of each algorithm on log axes, with the device's working
+        memory dashed and the scenario's length in grey), the right one, when
+        the prediction was checked by simulation,
+        :func:`fpttsim.report.plot_budget_precision` (measured and modelled
+        cosines against T, the threshold and the predicted limit).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            One panel, or two when ``check`` is not None.
+        """
         from fpttsim.report import plot_budget
 
-        return plot_budget(self, folder)
+        return plot_budget(self)
+
+    def write_figures(self, folder) -> list:
+        """Write ``budget_memory.png`` and, when checked, ``budget_precision.png``.
+
+        The two panels of :meth:`plot`, each as a figure of its own.
+
+        Parameters
+        ----------
+        folder
+            Where to write; created if missing.
+
+        Returns
+        -------
+        list of Path
+            The files written.
+        """
+        from fpttsim.report import (
+            plot_budget_memory,
+            plot_budget_precision,
+            write_figure,
+        )
+
+        folder = Path(folder)
+        files = [write_figure(plot_budget_memory(self), folder / MEMORY_PNG)]
+        if self.check is not None:
+            figure = plot_budget_precision(self)
+            files.append(write_figure(figure, folder / PRECISION_PNG))
+        return files
 
 
 # ---------------------------------------------------------------- memory

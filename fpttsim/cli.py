@@ -25,6 +25,7 @@ from fpttsim.config import (
     shipped_profiles,
     shipped_scenarios,
 )
+from fpttsim.config.schema import KINDS
 from fpttsim.errors import CheckFailed, ConfigError, NumericalError
 from fpttsim.nir_export import check_time_step
 from fpttsim.progress import Progress
@@ -238,9 +239,9 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser(
         "schema",
-        help="print the JSON Schema of scenario or profile files, for editors",
+        help="print the JSON Schema of scenario, profile or sweep files, for editors",
     )
-    schema.add_argument("kind", choices=["scenario", "profile"], metavar="KIND")
+    schema.add_argument("kind", choices=list(KINDS), metavar="KIND")
 
     profiles = commands.add_parser("profiles", help="list or show hardware profiles")
     profiles.add_argument("name", nargs="?", metavar="NAME")
@@ -539,7 +540,7 @@ def _budget(args: argparse.Namespace) -> int:
         max_length=args.max_length,
     )
     if args.plot:
-        result.plot(args.plot)
+        result.write_figures(args.plot)
     if args.json:
         print(json.dumps(report.jsonable(result.to_dict()), indent=2))
     else:

@@ -11,7 +11,17 @@ from __future__ import annotations
 
 
 class FpttsimError(Exception):
-    """Base class of every error fpttsim raises on purpose."""
+    """Base class of every error fpttsim raises on purpose.
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> try:
+    ...     fpttsim.load_scenario("no-such-scenario")
+    ... except fpttsim.FpttsimError as error:
+    ...     print(type(error).__name__)
+    ConfigError
+    """
 
 
 class ConfigError(FpttsimError, ValueError):
@@ -27,6 +37,15 @@ class ConfigError(FpttsimError, ValueError):
         1-based line in ``file``, when known.
     key
         Dotted key path, e.g. ``"model.hidden"``, when known.
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> try:
+    ...     fpttsim.load_scenario("quickstart", {"model.hidden": 0})
+    ... except fpttsim.ConfigError as error:
+    ...     print(error.key, "|", error.message)
+    model.hidden | expected a number >= 1, got 0.
     """
 
     def __init__(
@@ -53,11 +72,38 @@ class ConfigError(FpttsimError, ValueError):
 
 
 class NumericalError(FpttsimError, ArithmeticError):
-    """A computation that cannot go on, such as a singular recurrent Jacobian."""
+    """A computation that cannot go on, such as a singular recurrent Jacobian.
+
+    Examples
+    --------
+    Loihi 2's products keep 20 fraction bits, truncated: an LRU eigenvalue
+    of modulus below 2^-10 has a squared modulus of zero there, and FPTT
+    cannot divide by it.
+
+    >>> import fpttsim
+    >>> fast = {"profile": "loihi2", "model.r_min": 0.0, "model.r_max": 0.001}
+    >>> try:
+    ...     fpttsim.gradcheck("gradcheck-lru", fast)
+    ... except fpttsim.NumericalError as error:
+    ...     print(str(error).split(",")[0])
+    FPTT warm-up pass: the recurrent Jacobian of layer 1 (lru) is singular at step 1
+    """
 
 
 class CheckFailed(FpttsimError):
-    """The simulation ran, but a check the user asked for did not pass."""
+    """The simulation ran, but a check the user asked for did not pass.
+
+    Examples
+    --------
+    A device that cannot infer at the stream's rate:
+
+    >>> import fpttsim
+    >>> try:
+    ...     fpttsim.run("quickstart", overrides={"device.rate_hz": 1e9})
+    ... except fpttsim.CheckFailed as error:
+    ...     print(str(error).split(",")[0])
+    at device.rate_hz = 1e+09 a sample arrives every 0.001 us
+    """
 
 
 class BudgetError(CheckFailed):
@@ -71,6 +117,15 @@ class BudgetError(CheckFailed):
         Bytes by component of what was asked for.
     over
         Bytes over the budget, by memory (``"working"``, ``"replay"``).
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> try:
+    ...     fpttsim.run("quickstart", overrides={"profile": "cortex-m0plus"})
+    ... except fpttsim.BudgetError as error:
+    ...     print(error.over, error.breakdown["optimizer_state"])
+    {'working': 88210} 60480
     """
 
     def __init__(self, message: str, breakdown: dict, over: dict) -> None:

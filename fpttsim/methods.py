@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fpttsim import report
 from fpttsim.config import Profile, load_scenario
 from fpttsim.config.profile import QuantityFormats
 from fpttsim.config.scenario import FpttConfig
@@ -183,6 +184,30 @@ class MethodsResult(GridOutputs):
         One dict per point and seed (:data:`COLUMNS`).
     seconds
         Wall-clock time of the study.
+
+    Notes
+    -----
+    Its figures: ``plot()`` or ``plot("errors", length=T)``, each method's
+    gradient error ``1 - cosine`` against ``r_min``, against BPTT at equal
+    bits (top row) and exact BPTT (bottom row), a column per profile
+    (:func:`fpttsim.report.plot_fptt_methods`, written as
+    ``fptt_methods.png``); ``plot("pareto", r_min=R, length=T)``, learner
+    memory against that error at one point of the grid
+    (:func:`fpttsim.report.plot_pareto`, ``fptt_methods_pareto.png``).
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> grid = {"r_min": [0.8], "lengths": [1000], "profiles": ["fp32"]}
+    >>> result = fpttsim.fptt_methods(
+    ...     methods=["plain", "segments:4"], seeds=1, workers=1, **grid)
+    >>> result.methods
+    ['bptt', 'plain', 'segments:4']
+    >>> {e["method"]: e["learner_bytes"] for e in result.point(0.8, 1000)}
+    {'bptt': 259652, 'plain': 4164, 'segments:4': 5700}
+    >>> top, bottom = result.plot().axes
+    >>> [line.get_label() for line in top.lines][:2]
+    ['plain', 'segments:4']
     """
 
     scenario: str
@@ -195,6 +220,10 @@ class MethodsResult(GridOutputs):
     seconds: float = 0.0
 
     TABLE = "fptt_methods.csv"
+    FIGURES = {
+        "errors": (report.plot_fptt_methods, "fptt_methods.png"),
+        "pareto": (report.plot_pareto, "fptt_methods_pareto.png"),
+    }
 
     def summary(self) -> list[dict]:
         """Per profile, method, r_min and T: medians over the seeds."""
@@ -238,12 +267,6 @@ class MethodsResult(GridOutputs):
             "seconds": self.seconds,
             "summary": self.summary(),
         }
-
-    def plot(self, out_dir, r_min: float | None = None, length: int | None = None):
-        """The figures (see :func:`fpttsim.report.plot_fptt_methods`)."""
-        from fpttsim.report import plot_fptt_methods
-
-        return plot_fptt_methods(self, out_dir, r_min, length)
 
 
 def _fptt(net, theta, window, arith, fptt):

@@ -303,6 +303,19 @@ class Recommendation:
         operations and memory accesses, and the difference.
     notes
         Why the target cannot be reached, or what else a reader should know.
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> scenario = fpttsim.load_scenario("quickstart", {"profile": "bf16-systolic"})
+    >>> result = fpttsim.recommend_precision(scenario, target=0.99995, against="bptt")
+    >>> [(trial.extra_bits, trial.meets) for trial in result.trials]
+    [(0, False), (1, True)]
+    >>> result.extra_bits, result.to_dict()["extra_storage_bits"]
+    (1, {'error': 1, 'jacobian_product': 1})
+    >>> (ax,) = result.plot().axes
+    >>> list(ax.lines[1].get_xdata()), ax.get_xlabel()
+    ([0, 1], "extra fraction bits on FPTT's errors and P")
     """
 
     scenario: str
@@ -390,6 +403,23 @@ class Recommendation:
     def to_json(self) -> str:
         """The result as a JSON document."""
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    def plot(self):
+        """The candidates' gradient cosines against the extra bits.
+
+        Each candidate simulated, against exact BPTT and against BPTT on the
+        device (the one ``against`` chose drawn solid), with the target
+        (dashed), the ceiling (dash-dotted) and, when the target was reached,
+        the extra bits chosen (dotted); see
+        :func:`fpttsim.report.plot_recommendation`.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from fpttsim.report import plot_recommendation
+
+        return plot_recommendation(self)
 
     def to_text(self) -> str:
         """A compact human rendering: the trials, the choice and its cost."""

@@ -123,6 +123,19 @@ class NirExport:
         Each part of the network not in the graph, with the reason.
     tau_range
         The integrators' smallest and largest ``tau``, in seconds.
+
+    Examples
+    --------
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> import fpttsim
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> result = fpttsim.export_nir("nir-diagonal", folder / "core.nir")
+    >>> [node["type"] for node in result.nodes]
+    ['Input', 'Linear', 'LI', 'Linear', 'Linear', 'Output']
+    >>> result.weights, result.to_dict()["edges"][1]
+    ('initial (seed 0)', ['projection', 'integrator'])
+    >>> shutil.rmtree(folder)
     """
 
     path: Path

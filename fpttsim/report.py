@@ -1,6 +1,8 @@
-"""A training run's outputs: result JSON, metrics CSV, learning curve, versions.
+"""Outputs: result JSON, metrics CSV, tables, versions, and the figures.
 
-Every file is written atomically: the bytes go to a temporary file in the
+Each ``plot_*`` function builds one figure from a result and returns it (the
+results' ``plot()`` methods call them); :func:`write_figure` saves one. Every
+file is written atomically: the bytes go to a temporary file in the
 destination folder, which then replaces the destination in one step. A run
 interrupted at any point leaves either the previous file or the new one, never
 a truncated one.
@@ -15,7 +17,6 @@ import math
 import os
 import platform
 import secrets
-import warnings
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -24,12 +25,26 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "jsonable",
+    "panel_figure",
+    "plot_budget",
+    "plot_budget_memory",
+    "plot_budget_precision",
+    "plot_fptt_methods",
+    "plot_gradcheck",
     "plot_gradient_cosine",
+    "plot_gradient_quality",
+    "plot_heatmaps",
     "plot_learning_curve",
     "plot_memory",
+    "plot_pareto",
+    "plot_recommendation",
     "versions",
+    "write_figure",
     "write_metrics_csv",
+    "write_parameters",
     "write_result_json",
+    "write_table",
 ]
 
 RESULT_JSON = "result.json"
@@ -249,27 +264,94 @@ def _series(rows: Sequence[Mapping[str, Any]], x: str, y: str) -> tuple[list, li
     return xs, ys
 
 
+def _keys(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+# --- figures ------------------------------------------------------------------------
+#
+# Each ``plot_*`` function builds a figure and returns it; ``write_figure`` saves
+# one. Figures are matplotlib's ``Figure`` on an Agg canvas, outside pyplot: the
+# library opens no window and leaves pyplot's figures and backend as they were.
+
+
+def _figure(figsize: tuple[float, float] = (7.0, 4.0)):
+    # Imported here: matplotlib takes a noticeable time to load.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def panel_figure(count: int, height: float, min_width: float = 0.0, sharey=False):
+    """A figure of ``count`` panels, four to a row, and its panels' axes.
+
+    Slots of the last row left over are hidden.
+    """
+    columns = min(count, 4)
+    rows = math.ceil(count / columns)
+    fig = _figure((max(min_width, 3.6 * columns), height * rows))
+    axes = fig.subplots(rows, columns, squeeze=False, sharey=sharey).ravel()
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return fig, axes[:count]
+
+
+def write_figure(fig, path: str | os.PathLike) -> Path:
+    """Write a figure as a PNG file (120 dpi), atomically.
+
+    Parameters
+    ----------
+    fig
+        A :class:`matplotlib.figure.Figure`, such as the results' ``plot()``
+        return.
+    path
+        The file to write; its folder is created if missing.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    path = Path(path)
+    _write_atomic(path, buf.getvalue())
+    return path
+
+
+def write_table(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Write ``rows`` as a CSV file, atomically; columns in order of appearance."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_atomic(Path(path), buffer.getvalue().encode())
+    return Path(path)
+
+
 def plot_learning_curve(
-    out_dir: Path,
     rows: Sequence[Mapping[str, Any]],
     *,
     title: str,
     x: str = "step",
     y: str | Sequence[str] = ("loss",),
-    secondary: str | None = None,
-) -> Path:
-    """Plot metrics against steps to ``out_dir / "learning_curve.png"``.
+    secondary: str | Sequence[str] | None = None,
+):
+    """Metrics against steps: a run's ``learning_curve.png``.
 
     The ``y`` metrics share the left axis, logarithmic when every plotted value
-    is positive; ``secondary`` (an accuracy, say) gets its own axis on the
-    right. Rows lacking a metric, or holding a non-finite value, are skipped
-    for that metric. The figure is drawn with Agg outside pyplot, so pyplot's
-    figures and backend are left as they were.
+    is positive; the ``secondary`` ones (accuracies, say) share an axis on the
+    right, dashed. Rows lacking a metric, or holding a non-finite value, are
+    skipped for that metric.
 
     Parameters
     ----------
-    out_dir
-        Folder to write into; created with its parents if missing.
     rows
         Logged metrics, as for :func:`write_metrics_csv`.
     title
@@ -279,14 +361,14 @@ def plot_learning_curve(
     y
         Key or keys plotted on the left axis.
     secondary
-        Key plotted on the right axis, if any.
+        Key or keys plotted on the right axis, if any.
 
     Returns
     -------
-    Path
-        The file written.
+    matplotlib.figure.Figure
+        One axes, and its twin on the right when ``secondary`` is given.
     """
-    keys = (y,) if isinstance(y, str) else tuple(y)
+    keys = _keys(y)
     fig = _figure()
     ax = fig.add_subplot()
 
@@ -304,83 +386,29 @@ def plot_learning_curve(
 
     lines, labels = ax.get_legend_handles_labels()
     top = ax
-    if secondary is not None:
+    right = _keys(secondary)
+    if right:
         twin = ax.twinx()
-        xs, ys = _series(rows, x, secondary)
-        # Colour after the left axis's lines, so no two curves share one.
-        twin.plot(xs, ys, color=f"C{len(keys)}", linestyle="--", label=secondary)
-        twin.set_ylabel(secondary)
+        for i, key in enumerate(right):
+            xs, ys = _series(rows, x, key)
+            # Colours after the left axis's lines, so no two curves share one.
+            colour = f"C{len(keys) + i}"
+            twin.plot(xs, ys, color=colour, linestyle="--", label=key)
+        twin.set_ylabel(", ".join(right))
         more_lines, more_labels = twin.get_legend_handles_labels()
         lines += more_lines
         labels += more_labels
         # The twin axis is drawn over the first one; a legend on the first
-        # would be crossed by the secondary curve.
+        # would be crossed by the secondary curves.
         top = twin
     top.legend(lines, labels, loc="best")
-
-    return _save(fig, Path(out_dir) / LEARNING_CURVE_PNG)
-
-
-def _figure():
-    # Imported here: matplotlib takes a noticeable time to load.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7.0, 4.0), layout="constrained")
-    FigureCanvasAgg(fig)
     return fig
 
 
-def panel_figure(count: int, height: float, min_width: float = 0.0, sharey=False):
-    """A figure of ``count`` panels, four to a row, and its panels' axes.
+def plot_gradient_cosine(rows: Sequence[Mapping[str, Any]], *, title: str):
+    """The gradient's cosine with float64 BPTT's over training.
 
-    Slots of the last row left over are hidden.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    columns = min(count, 4)
-    rows = math.ceil(count / columns)
-    fig = Figure(
-        figsize=(max(min_width, 3.6 * columns), height * rows), layout="constrained"
-    )
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, columns, squeeze=False, sharey=sharey).ravel()
-    for ax in axes[count:]:
-        ax.set_visible(False)
-    return fig, axes[:count]
-
-
-def write_table(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    """Write ``rows`` as a CSV file, atomically; columns in order of appearance."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    _write_atomic(Path(path), buffer.getvalue().encode())
-    return Path(path)
-
-
-def _save(fig, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    with warnings.catch_warnings():
-        # clearing shared log axes resets their limits to (0, 1) on the way,
-        # which matplotlib warns about; the figure is gone right after
-        warnings.simplefilter("ignore", UserWarning)
-        fig.clear()
-    _write_atomic(path, buf.getvalue())
-    return path
-
-
-def plot_gradient_cosine(
-    out_dir: Path, rows: Sequence[Mapping[str, Any]], *, title: str
-) -> Path | None:
-    """Plot the gradient's cosine with float64 BPTT's over training.
-
-    Writes ``out_dir / "gradient_cosine.png"``; returns None, writing nothing,
-    when no row holds a ``cosine``.
+    A run's ``gradient_cosine.png``; None when no row holds a ``cosine``.
     """
     xs, ys = _series(rows, "step", "cosine")
     if not xs:
@@ -393,17 +421,15 @@ def plot_gradient_cosine(
     ax.set_ylabel("cosine with float64 BPTT")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    return _save(fig, Path(out_dir) / GRADIENT_COSINE_PNG)
+    return fig
 
 
-def plot_memory(
-    out_dir: Path, components: Mapping[str, int], budget: Mapping[str, int], *, title
-) -> Path:
+def plot_memory(components: Mapping[str, int], budget: Mapping[str, int], *, title):
     """Bar chart of bytes by component, with the memories' capacities.
 
-    Writes ``out_dir / "memory.png"``. ``budget`` maps ``"working"`` and
-    ``"replay"`` to their capacities; a capacity more than a thousand times
-    the plan's total (an unconstrained reference) is not drawn.
+    A run's ``memory.png``. ``budget`` maps ``"working"`` and ``"replay"`` to
+    their capacities; a capacity more than a thousand times the plan's total
+    (an unconstrained reference) is not drawn.
     """
     names = [k for k, v in components.items() if v]
     values = [components[k] for k in names]
@@ -427,24 +453,22 @@ def plot_memory(
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right")
     ax.grid(True, axis="x", alpha=0.3)
-    return _save(fig, Path(out_dir) / MEMORY_PNG)
+    return fig
 
 
-def plot_budget(result, out_dir) -> list[Path]:
-    """The budget's two figures: memory against T, cosine against T.
+# --- the budget
 
-    Writes ``budget_memory.png`` (working-memory bytes of each algorithm
-    against the window length, with the working memory as a line) and, when
-    the prediction was checked, ``budget_precision.png`` (the measured and
-    predicted gradient cosines against the length, with the threshold and
-    the predicted limit).
+
+def plot_budget_memory(result, ax=None):
+    """Working memory against the window length, per algorithm.
+
+    The budget's ``budget_memory.png``: each algorithm's working-memory bytes
+    on log axes, the profile's working memory as a dashed line and the
+    scenario's length as a grey one. Drawn into ``ax`` when given (the figure
+    is then ``ax``'s), else into a figure of its own.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    ax = ax if ax is not None else _figure().add_subplot()
     lengths = np.unique(np.geomspace(1, max(10 * result.length, 10_000), 60).round())
-    fig = _figure()
-    ax = fig.add_subplot()
     for name, build in result.memory_curves.items():
         used = []
         for n in lengths:
@@ -458,15 +482,31 @@ def plot_budget(result, out_dir) -> list[Path]:
         label="working memory",
     )
     ax.axvline(result.length, color="grey", linewidth=0.8)
-    written.append(
-        _finish(ax, "working memory used (bytes)", "memory against T", result, out_dir)
-    )
+    _label_budget(ax, "working memory used (bytes)", "memory against T", result)
+    return ax.figure
+
+
+def plot_budget_precision(result, ax=None):
+    """FPTT's measured and modelled gradient cosines against the window length.
+
+    The budget's ``budget_precision.png``, for a result whose prediction was
+    checked: FPTT with only its error and ``P`` formats, FPTT and BPTT in the
+    whole profile, the model's curve, the threshold and the predicted limit.
+    Drawn into ``ax`` when given, else into a figure of its own.
+
+    Raises
+    ------
+    ValueError
+        When the budget was made without its check (``simulate=False``).
+    """
     if result.check is None:
-        return written
+        raise ValueError(
+            "the budget has no measured cosines to plot: it was made with "
+            "simulate=False; make it with simulate=True"
+        )
+    ax = ax if ax is not None else _figure().add_subplot()
     measured = result.check.measured
     xs = [m.length for m in measured]
-    fig = _figure()
-    ax = fig.add_subplot()
     ax.semilogx(
         xs,
         [m.own_cosine for m in measured],
@@ -491,32 +531,41 @@ def plot_budget(result, out_dir) -> list[Path]:
         ax.axvline(
             limit, color="red", linestyle="--", label=f"predicted limit {limit:.0f}"
         )
-    written.append(_finish(ax, "gradient cosine", "FPTT's precision", result, out_dir))
-    return written
+    _label_budget(ax, "gradient cosine", "FPTT's precision", result)
+    return ax.figure
 
 
-def _finish(ax, ylabel: str, what: str, result, out_dir: Path) -> Path:
-    """Label a budget figure against T and write it."""
+def plot_budget(result):
+    """The budget's figure: memory against T, and precision when checked.
+
+    One panel per :func:`plot_budget_memory` and, when the prediction was
+    checked by simulation, :func:`plot_budget_precision`, side by side.
+    """
+    panels = [plot_budget_memory]
+    if result.check is not None:
+        panels.append(plot_budget_precision)
+    fig = _figure((6.5 * len(panels), 4.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for draw, ax in zip(panels, axes, strict=True):
+        draw(result, ax)
+    return fig
+
+
+def _label_budget(ax, ylabel: str, what: str, result) -> None:
+    """Label a budget panel against T."""
     ax.set_xlabel("window length T (steps)")
     ax.set_ylabel(ylabel)
     ax.set_title(f"{result.scenario} on {result.profile}: {what}")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
-    name = "budget_memory.png" if "memory" in what else "budget_precision.png"
-    return _save(ax.figure, out_dir / name)
 
 
-def plot_gradient_quality(result, out_dir) -> list[Path]:
-    """The study's figures.
+# --- the gradient-quality study
 
-    ``gradient_quality.png``: FPTT's gradient cosine with exact BPTT against
-    ``r_min``, one panel per profile and one line per length (median over
-    seeds, the band from the lowest to the highest seed). ``heatmaps.png``:
-    the median cosine over ``r_min`` and ``T``, one panel per profile.
-    """
-    out_dir = Path(out_dir)
+
+def _study_grid(result):
+    """A function of (profile, key) giving that summary key over T x r_min."""
     summary = result.summary()
-    profiles, r_min, lengths = result.profiles, result.r_min, result.lengths
 
     def grid(profile, key):
         values = {
@@ -524,18 +573,27 @@ def plot_gradient_quality(result, out_dir) -> list[Path]:
             for e in summary
             if e["profile"] == profile
         }
-        return np.array([[values[r, n] for r in r_min] for n in lengths])
+        return np.array([[values[r, n] for r in result.r_min] for n in result.lengths])
 
-    positions = np.arange(len(r_min))
-    labels = [f"{r:g}" for r in r_min]
-    written = []
+    return grid
 
-    fig, axes = panel_figure(len(profiles), 3.2, sharey=True)
-    for ax, profile in zip(axes, profiles, strict=True):
+
+def plot_gradient_quality(result):
+    """The study's ``gradient_quality.png``: cosine against ``r_min``.
+
+    FPTT's gradient cosine with exact BPTT, one panel per profile and one
+    line per length (median over seeds, the band from the lowest to the
+    highest seed), with the threshold dashed.
+    """
+    grid = _study_grid(result)
+    positions = np.arange(len(result.r_min))
+    labels = [f"{r:g}" for r in result.r_min]
+    fig, axes = panel_figure(len(result.profiles), 3.2, sharey=True)
+    for ax, profile in zip(axes, result.profiles, strict=True):
         median, low, high = (
             grid(profile, k) for k in ("cosine", "cosine_min", "cosine_max")
         )
-        for i, n in enumerate(lengths):
+        for i, n in enumerate(result.lengths):
             ax.plot(positions, median[i], marker="o", markersize=3, label=f"T = {n}")
             ax.fill_between(positions, low[i], high[i], alpha=0.2)
         ax.axhline(result.threshold, color="grey", linestyle="--", linewidth=0.8)
@@ -546,21 +604,32 @@ def plot_gradient_quality(result, out_dir) -> list[Path]:
     axes[0].set_ylabel("cosine with exact BPTT")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{result.scenario}: FPTT's gradient against forgetting and precision")
-    written.append(_save(fig, out_dir / "gradient_quality.png"))
+    return fig
 
-    fig, axes = panel_figure(len(profiles), 2.6)
-    for ax, profile in zip(axes, profiles, strict=True):
+
+def plot_heatmaps(result):
+    """The study's ``heatmaps.png``: median cosine over ``r_min`` and ``T``.
+
+    One panel per profile, on a shared colour scale from 0 to 1.
+    """
+    grid = _study_grid(result)
+    positions = np.arange(len(result.r_min))
+    labels = [f"{r:g}" for r in result.r_min]
+    fig, axes = panel_figure(len(result.profiles), 2.6)
+    for ax, profile in zip(axes, result.profiles, strict=True):
         image = ax.imshow(
             grid(profile, "cosine"), vmin=0, vmax=1, cmap="viridis", aspect="auto"
         )
         ax.set_xticks(positions, labels, rotation=45, fontsize=8)
-        ax.set_yticks(np.arange(len(lengths)), [str(n) for n in lengths])
+        ax.set_yticks(np.arange(len(result.lengths)), [str(n) for n in result.lengths])
         ax.set_xlabel("r_min")
         ax.set_ylabel("T")
         ax.set_title(profile)
     fig.colorbar(image, ax=list(axes), label="median cosine")
-    written.append(_save(fig, out_dir / "heatmaps.png"))
-    return written
+    return fig
+
+
+# --- the FPTT-methods comparison
 
 
 def _gradient_error(cosine):
@@ -568,27 +637,9 @@ def _gradient_error(cosine):
     return np.maximum(1.0 - np.asarray(cosine, dtype=float), 1e-16)
 
 
-def plot_fptt_methods(result, out_dir, r_min=None, length=None) -> list[Path]:
-    """The FPTT-methods comparison's figures.
-
-    ``fptt_methods.png``: each method's gradient error ``1 - cosine`` against
-    ``r_min`` at the longest ``T``, one panel per profile; above, against BPTT
-    in the same arithmetic (the method's own loss), below, against exact
-    float64 BPTT. ``fptt_methods_pareto.png``: at one ``r_min`` (default 0.9
-    when in the grid) and ``T`` (default the longest), each method as a point
-    of learner memory against its error with BPTT at equal bits, BPTT
-    itself among them, the Pareto front drawn through the methods no other
-    beats on both, and the region a designer asks for shaded: a cosine of at
-    least 0.99 in at most a tenth of BPTT's learner memory.
-    """
-    out_dir = Path(out_dir)
+def _methods_value(result, length):
+    """A function of (profile, method, r_min, key) giving that summary value."""
     summary = result.summary()
-    length = length if length is not None else max(result.lengths)
-    if r_min is None:
-        r_min = 0.9 if 0.9 in result.r_min else result.r_min[len(result.r_min) // 2]
-    profiles, methods = result.profiles, result.methods
-    positions = np.arange(len(result.r_min))
-    written = []
 
     def value(profile, method, r, key):
         for e in summary:
@@ -601,14 +652,24 @@ def plot_fptt_methods(result, out_dir, r_min=None, length=None) -> list[Path]:
                 return e[key]
         return np.nan
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    return value
 
+
+def plot_fptt_methods(result, length=None):
+    """The comparison's ``fptt_methods.png``: each method's error against ``r_min``.
+
+    Each method's gradient error ``1 - cosine`` against ``r_min`` at one
+    ``T`` (default the longest), one column per profile; above, against BPTT
+    in the same arithmetic (the method's own loss), below, against exact
+    float64 BPTT. The dotted line is a cosine of 0.99.
+    """
+    length = length if length is not None else max(result.lengths)
+    value = _methods_value(result, length)
+    profiles, methods = result.profiles, result.methods
+    positions = np.arange(len(result.r_min))
     colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
-    columns = len(profiles)
-    fig = Figure(figsize=(max(7.0, 3.8 * columns), 6.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    grid = fig.subplots(2, columns, squeeze=False, sharex=True, sharey=True)
+    fig = _figure((max(7.0, 3.8 * len(profiles)), 6.4))
+    grid = fig.subplots(2, len(profiles), squeeze=False, sharex=True, sharey=True)
     for row, (key, what) in enumerate(
         (("cosine_bptt", "BPTT at equal bits"), ("cosine", "exact float64 BPTT"))
     ):
@@ -637,8 +698,25 @@ def plot_fptt_methods(result, out_dir, r_min=None, length=None) -> list[Path]:
         grid[row, 0].set_ylabel(f"1 - cosine with\n{what}")
     grid[1, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle(f"{result.scenario}: FPTT's methods at equal bits")
-    written.append(_save(fig, out_dir / "fptt_methods.png"))
+    return fig
 
+
+def plot_pareto(result, r_min=None, length=None):
+    """The comparison's ``fptt_methods_pareto.png``: memory against error.
+
+    At one ``r_min`` (default 0.9 when in the grid, else the middle one) and
+    ``T`` (default the longest), each method as a point of learner memory
+    against its error with BPTT at equal bits, BPTT itself among them (with
+    exact BPTT), the Pareto front drawn through the methods no other beats on
+    both, and the region a designer asks for shaded: a cosine of at least
+    0.99 in at most a tenth of BPTT's learner memory.
+    """
+    length = length if length is not None else max(result.lengths)
+    if r_min is None:
+        r_min = 0.9 if 0.9 in result.r_min else result.r_min[len(result.r_min) // 2]
+    value = _methods_value(result, length)
+    profiles, methods = result.profiles, result.methods
+    colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
     fig, axes = panel_figure(len(profiles), 4.4, min_width=8.0, sharey=True)
     for ax, profile in zip(axes, profiles, strict=True):
         points = [
@@ -678,8 +756,7 @@ def plot_fptt_methods(result, out_dir, r_min=None, length=None) -> list[Path]:
         "BPTT's memory, dotted: cosine 0.99",
         fontsize=10,
     )
-    written.append(_save(fig, out_dir / "fptt_methods_pareto.png"))
-    return written
+    return fig
 
 
 def _pareto_front(points):
@@ -690,3 +767,99 @@ def _pareto_front(points):
         if not front or cosine > front[-1][1]:
             front.append((memory, cosine))
     return front
+
+
+# --- the gradient check and the mixed-precision recommendation
+
+
+def plot_gradcheck(result):
+    """Each algorithm's gradient error per parameter array.
+
+    Horizontal bars of ``1 - cosine`` with float64 BPTT on a log axis, one
+    group per parameter array and one colour per algorithm; an error below
+    1e-16 (a cosine of 1 to the bit, or rounded above 1) is drawn at 1e-16.
+    The dashed line is the bound exact algorithms must meet in float64.
+    """
+    from fpttsim.gradcheck import EXACT_COSINE
+
+    names = list(result.algorithms)
+    arrays = list(
+        dict.fromkeys(a for c in result.algorithms.values() for a in c.by_parameter)
+    )
+    fig = _figure((7.0, max(3.0, 1.2 + 0.12 * len(arrays) * max(len(names), 1))))
+    ax = fig.add_subplot()
+    positions = np.arange(len(arrays))
+    height = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        by_parameter = result.algorithms[name].by_parameter
+        cosines = [by_parameter.get(a, {}).get("cosine", np.nan) for a in arrays]
+        offset = (i - (len(names) - 1) / 2) * height
+        ax.barh(
+            positions + offset, _gradient_error(cosines), height, label=name, log=True
+        )
+    ax.axvline(
+        1.0 - EXACT_COSINE,
+        color="black",
+        linestyle="--",
+        linewidth=0.8,
+        label="bound of exact algorithms in float64",
+    )
+    ax.set_yticks(positions, arrays, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("1 - cosine with float64 BPTT")
+    ax.set_title(
+        f"{result.scenario} on {result.profile}: each array's gradient", fontsize=10
+    )
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    return fig
+
+
+def plot_recommendation(result):
+    """The candidates' gradient cosines against the extra bits on δ and ``P``.
+
+    One point per candidate simulated, against exact BPTT and against BPTT
+    on the device (the one the recommendation was asked for drawn solid),
+    with the target, the ceiling (BPTT on the device against exact BPTT) and,
+    when the target was reached, the bits chosen.
+    """
+    trials = sorted(result.trials, key=lambda t: t.extra_bits)
+    fig = _figure()
+    ax = fig.add_subplot()
+    ks = [t.extra_bits for t in trials]
+    for key, label, marker in (
+        ("exact_cosine", "against exact BPTT", "o"),
+        ("bptt_cosine", "against BPTT on the device", "s"),
+    ):
+        judged = key == f"{result.against}_cosine"
+        ax.plot(
+            ks,
+            [getattr(t, key) for t in trials],
+            "-" if judged else ":",
+            marker=marker,
+            markersize=5 if judged else 4,
+            label=label,
+        )
+    for level, colour, style, label in (
+        (result.target, "black", "--", f"target {result.target:g}"),
+        (result.ceiling, "grey", "-.", f"ceiling {result.ceiling:.6f}: BPTT on device"),
+    ):
+        ax.axhline(level, color=colour, linestyle=style, linewidth=0.8, label=label)
+    if result.reached:
+        ax.axvline(
+            result.extra_bits,
+            color="green",
+            linestyle=":",
+            linewidth=1,
+            label=f"chosen: {result.extra_bits:+d} bits",
+        )
+    ax.set_xlabel("extra fraction bits on FPTT's errors and P")
+    ax.set_ylabel(f"gradient cosine (median of {result.windows} windows)")
+    ax.set_title(
+        f"{result.scenario} on {result.profile}, T = {result.length}: the fewest "
+        "extra bits for the target",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
+    return fig

@@ -19,16 +19,19 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from fpttsim import report
 from fpttsim.config import Profile, load_profile, load_scenario
 from fpttsim.errors import ConfigError
 from fpttsim.experiment import prepare
 from fpttsim.numerics.formats import parse_format
+from fpttsim.pools import process_pool
 from fpttsim.precision import (
     DEFAULT_THRESHOLD,
     compare,
@@ -93,11 +96,49 @@ def study_profile(name: str, scenario=None) -> Profile:
 class GridOutputs:
     """What a study's result does with its rows: JSON, CSVs and figures.
 
-    Subclasses give ``rows``, ``summary()``, ``to_dict()``, ``plot(out)``
-    and the name of their table of rows, ``TABLE``.
+    Subclasses give ``rows``, ``summary()``, ``to_dict()``, the name of their
+    table of rows, ``TABLE``, and their figures, ``FIGURES``.
     """
 
     TABLE = "rows.csv"
+    FIGURES: ClassVar[dict[str, tuple[Callable, str]]] = {}
+    """Each figure's kind: the function that draws it, and its file's name;
+    the first is the main figure."""
+
+    def plot(self, kind: str | None = None, **options):
+        """One of the figures, by its kind (a key of ``FIGURES``).
+
+        Parameters
+        ----------
+        kind
+            Which figure; None for the main one, the first of ``FIGURES``.
+        **options
+            Passed to the function that draws it.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Raises
+        ------
+        ValueError
+            When ``kind`` is not one of ``FIGURES``.
+        """
+        kind = next(iter(self.FIGURES)) if kind is None else kind
+        if kind not in self.FIGURES:
+            raise ValueError(
+                f"kind must be one of {', '.join(map(repr, self.FIGURES))}, got "
+                f"{kind!r}"
+            )
+        draw, _ = self.FIGURES[kind]
+        return draw(self, **options)
+
+    def write_figures(self, out) -> list[Path]:
+        """Write each figure of ``FIGURES`` into the folder ``out``."""
+        return [
+            report.write_figure(self.plot(kind), Path(out) / name)
+            for kind, (_, name) in self.FIGURES.items()
+        ]
 
     def to_json(self) -> str:
         """The result as a JSON document."""
@@ -105,17 +146,15 @@ class GridOutputs:
 
     def write(self, out) -> list[Path]:
         """Write the rows' and summary's CSVs, ``study.json`` and the figures."""
-        from fpttsim.report import _write_atomic, write_table
-
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         files = [
-            write_table(out / self.TABLE, self.rows),
-            write_table(out / "summary.csv", self.summary()),
+            report.write_table(out / self.TABLE, self.rows),
+            report.write_table(out / "summary.csv", self.summary()),
         ]
-        _write_atomic(out / "study.json", (self.to_json() + "\n").encode())
+        report._write_atomic(out / "study.json", (self.to_json() + "\n").encode())
         files.append(out / "study.json")
-        return files + self.plot(out)
+        return files + self.write_figures(out)
 
 
 @dataclass
@@ -134,6 +173,32 @@ class StudyResult(GridOutputs):
         One dict per point and seed (:data:`COLUMNS`).
     seconds
         Wall-clock time of the study.
+
+    Notes
+    -----
+    Its figures: ``plot()`` or ``plot("cosine")``, FPTT's cosine with exact
+    BPTT against ``r_min``, a panel per profile and a line per length with
+    the seeds' band (:func:`fpttsim.report.plot_gradient_quality`, written
+    as ``gradient_quality.png``); ``plot("heatmaps")``, the median cosine
+    over ``r_min`` and ``T``, a panel per profile
+    (:func:`fpttsim.report.plot_heatmaps`, ``heatmaps.png``).
+
+    Examples
+    --------
+    >>> import shutil, tempfile
+    >>> import fpttsim
+    >>> result = fpttsim.gradient_quality(
+    ...     r_min=[0.5, 0.99], lengths=[20], profiles=["fp64", "bf16"], seeds=1,
+    ...     workers=1)
+    >>> [(e["profile"], e["r_min"]) for e in result.summary()]
+    [('fp64', 0.5), ('fp64', 0.99), ('bf16', 0.5), ('bf16', 0.99)]
+    >>> fig = result.plot()
+    >>> [ax.get_title() for ax in fig.axes]
+    ['fp64', 'bf16']
+    >>> folder = tempfile.mkdtemp()
+    >>> [path.name for path in result.write(folder)][-2:]
+    ['gradient_quality.png', 'heatmaps.png']
+    >>> shutil.rmtree(folder)
     """
 
     scenario: str
@@ -146,6 +211,10 @@ class StudyResult(GridOutputs):
     seconds: float = 0.0
 
     TABLE = "gradient_quality.csv"
+    FIGURES = {
+        "cosine": (report.plot_gradient_quality, "gradient_quality.png"),
+        "heatmaps": (report.plot_heatmaps, "heatmaps.png"),
+    }
 
     def summary(self) -> list[dict]:
         """Per profile, r_min and T: median, min and max over the seeds."""
@@ -230,12 +299,6 @@ class StudyResult(GridOutputs):
             "summary": self.summary(),
             "disagreements": self.disagreements(),
         }
-
-    def plot(self, out_dir) -> list[Path]:
-        """The figures (see :func:`fpttsim.report.plot_gradient_quality`)."""
-        from fpttsim.report import plot_gradient_quality
-
-        return plot_gradient_quality(self, out_dir)
 
 
 def _point_rows(task) -> list[dict]:
@@ -372,6 +435,6 @@ def run_grid(function, scenario, overrides, r_min, seeds, extra, workers) -> lis
     if workers == 1:
         parts = [function(task) for task in tasks]
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+        with process_pool(min(workers, len(tasks))) as pool:
             parts = list(pool.map(function, tasks))
     return [row for part in parts for row in part]

@@ -4,6 +4,7 @@ import doctest
 import importlib
 import inspect
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -121,8 +122,84 @@ def test_load_scenario_error_is_a_config_error():
         fpttsim.load_scenario("quickstart", {"model.hidden": 0})
 
 
+def test_run_plot_is_the_learning_curve_it_wrote(short_run, tmp_path):
+    import matplotlib.pyplot as plt
+
+    result, out = short_run
+    rows = result.training.rows
+    fig = result.plot()
+    left, right = fig.axes
+    assert left.get_title() == "quickstart: fptt"
+    assert left.get_xlabel() == "step"
+    # no held-out curve unless training.eval_every asked for one
+    losses = {line.get_label(): line for line in left.lines}
+    assert set(losses) == {"loss", "online_loss"}
+    for name, line in losses.items():
+        np.testing.assert_array_equal(line.get_xdata(), [r["step"] for r in rows])
+        np.testing.assert_array_equal(line.get_ydata(), [r[name] for r in rows])
+    (accuracy,) = right.lines
+    assert accuracy.get_label() == "accuracy"
+    np.testing.assert_array_equal(accuracy.get_ydata(), [r["accuracy"] for r in rows])
+    # the file the run wrote is this figure, and pyplot knows of neither
+    again = report.write_figure(fig, tmp_path / "curve.png")
+    assert again.read_bytes() == (out / "learning_curve.png").read_bytes()
+    assert plt.get_fignums() == []
+
+
+def test_run_plot_adds_the_held_out_curves_when_measured():
+    scenario = fpttsim.load_scenario(
+        "quickstart", {"training.steps": 20, "training.eval_every": 10}
+    )
+    result = fpttsim.run(scenario)
+    held = [r for r in result.training.rows if "eval_loss" in r]
+    assert [r["step"] for r in held] == [10, 20]
+    left, right = result.plot().axes
+    lines = {line.get_label(): line for line in left.lines + right.lines}
+    assert set(lines) == {
+        "loss",
+        "online_loss",
+        "eval_loss",
+        "accuracy",
+        "eval_accuracy",
+    }
+    for name in ("eval_loss", "eval_accuracy"):
+        np.testing.assert_array_equal(lines[name].get_xdata(), [10, 20])
+        np.testing.assert_array_equal(lines[name].get_ydata(), [r[name] for r in held])
+    assert right.get_ylabel() == "accuracy, eval_accuracy"
+
+
+def test_gradcheck_plot_has_each_arrays_error_per_algorithm():
+    result = fpttsim.gradcheck("gradcheck-diagonal", {"profile": "bf16-systolic"})
+    (ax,) = result.plot().axes
+    assert ax.get_xscale() == "log"
+    assert (
+        ax.get_title() == "gradcheck-diagonal on bf16-systolic: each array's gradient"
+    )
+    arrays = list(result.algorithms["fptt"].by_parameter)
+    assert [label.get_text() for label in ax.get_yticklabels()] == arrays
+    assert [bars.get_label() for bars in ax.containers] == list(result.algorithms)
+    for bars in ax.containers:
+        by_parameter = result.algorithms[bars.get_label()].by_parameter
+        errors = [1.0 - by_parameter[a]["cosine"] for a in arrays]
+        # bf16 loses far more than 1e-16: no bar sits on the floor
+        assert min(errors) > 1e-9
+        np.testing.assert_allclose([bar.get_width() for bar in bars], errors)
+
+
 # every module whose docstrings hold examples
-EXAMPLES = ["fpttsim.api", "fpttsim.methods", "fpttsim.config.profile"]
+EXAMPLES = [
+    "fpttsim.api",
+    "fpttsim.budget",
+    "fpttsim.config.loader",
+    "fpttsim.config.profile",
+    "fpttsim.config.scenario",
+    "fpttsim.errors",
+    "fpttsim.gradcheck",
+    "fpttsim.methods",
+    "fpttsim.mixed",
+    "fpttsim.nir_export",
+    "fpttsim.study",
+]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -143,3 +220,25 @@ def test_every_module_with_examples_is_tested():
         if ">>> " in path.read_text()
     }
     assert found == set(EXAMPLES)
+
+
+def test_every_public_function_and_class_has_a_runnable_example():
+    for name in fpttsim.__all__:
+        public = getattr(fpttsim, name)
+        if inspect.ismodule(public):
+            continue
+        doc = inspect.getdoc(public) or ""
+        assert "Examples\n--------\n" in doc and ">>> " in doc, name
+        # its module's examples run in test_docstring_examples_run
+        assert public.__module__ in EXAMPLES, (name, public.__module__)
+
+
+def test_the_readmes_python_names_are_public():
+    readme = (Path(fpttsim.__file__).parent.parent / "README.md").read_text()
+    section = readme.split("\n## Python\n", 1)[1].split("\n## ", 1)[0]
+    names = set(re.findall(r"\bfpttsim\.(\w+)", section))
+    assert {"run", "budget", "BudgetError", "device"} <= names
+    for name in names:
+        assert name in fpttsim.__all__, name
+    for name in ("plan", "Arena", "CostModel", "Clock", "Device"):
+        assert name in fpttsim.device.__all__, name

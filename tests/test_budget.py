@@ -225,11 +225,73 @@ def test_budget_refuses_a_bad_threshold(capsys):
     assert "--threshold" in capsys.readouterr().err
 
 
-def test_budget_plots(tmp_path):
-    result = fpttsim.budget("quickstart", max_length=400)
-    files = result.plot(tmp_path)
-    assert {f.name for f in files} == {"budget_memory.png", "budget_precision.png"}
-    assert all(f.stat().st_size > 1000 for f in files)
+@pytest.fixture(scope="module")
+def checked():
+    return fpttsim.budget("quickstart", max_length=400)
+
+
+def test_budget_writes_its_figures(checked, tmp_path):
+    files = checked.write_figures(tmp_path)
+    assert [f.name for f in files] == ["budget_memory.png", "budget_precision.png"]
+    assert all(f.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for f in files)
+    # without the check there are no measured cosines to draw
+    unchecked = fpttsim.budget("quickstart", simulate=False)
+    files = unchecked.write_figures(tmp_path / "unchecked")
+    assert [f.name for f in files] == ["budget_memory.png"]
+    (ax,) = unchecked.plot().axes
+    assert ax.get_title() == "quickstart on fp64-reference: memory against T"
+
+
+def test_budget_plot_draws_the_plans_bytes_against_the_length(checked):
+    import matplotlib.pyplot as plt
+
+    memory, precision = checked.plot().axes
+    assert plt.get_fignums() == []
+    assert memory.get_title() == "quickstart on fp64-reference: memory against T"
+    assert memory.get_xscale() == memory.get_yscale() == "log"
+    lines = {line.get_label(): line for line in memory.lines}
+    assert set(checked.algorithms) < set(lines)
+    np.testing.assert_array_equal(
+        lines["working memory"].get_ydata(), [checked.working_memory_bytes] * 2
+    )
+    # FPTT's working memory does not depend on T
+    fptt = lines["fptt"].get_ydata()
+    assert set(fptt) == {checked.algorithms["fptt"].working_bytes}
+    # each point of BPTT's curve is the budget of a scenario of that length
+    xs, ys = lines["bptt"].get_data()
+    assert ys[-1] > 10 * ys[0]
+    for n, used in list(zip(xs, ys, strict=True))[30::15]:
+        at = fpttsim.budget("quickstart", {"task.length": int(n)}, simulate=False)
+        assert used == at.algorithms["bptt"].working_bytes, n
+
+
+def test_budget_plot_draws_the_measured_cosines(checked):
+    precision = checked.plot().axes[1]
+    assert precision.get_title() == "quickstart on fp64-reference: FPTT's precision"
+    lines = {line.get_label(): line for line in precision.lines}
+    measured = checked.check.measured
+    for label, key in (
+        ("FPTT, only its error and P formats", "own_cosine"),
+        ("FPTT, whole profile", "cosine"),
+        ("BPTT, whole profile", "bptt_cosine"),
+    ):
+        xs, ys = lines[label].get_data()
+        assert list(xs) == [m.length for m in measured]
+        assert list(ys) == [getattr(m, key) for m in measured]
+    xs, ys = lines["model"].get_data()
+    assert list(ys) == [checked.prediction.cosine_at(n) for n in xs]
+    limit = checked.prediction.max_length
+    (predicted,) = [line for name, line in lines.items() if "limit" in name]
+    assert predicted.get_label() == f"predicted limit {limit:.0f}"
+    assert list(predicted.get_xdata()) == [limit, limit]
+
+
+def test_the_precision_panel_needs_the_check():
+    from fpttsim.report import plot_budget_precision
+
+    unchecked = fpttsim.budget("quickstart", simulate=False)
+    with pytest.raises(ValueError, match="simulate=False"):
+        plot_budget_precision(unchecked)
 
 
 def test_dense_cells_are_limited_by_mixing_and_the_check_agrees():

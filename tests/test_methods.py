@@ -162,3 +162,51 @@ def test_a_scenarios_device_formats_apply_to_the_studies_profiles():
     # a method's own widening comes on top
     wide = parse_method("wide:fp32").profile(study_profile("bf16", scenario))
     assert wide.format_of("error").format == "fp32"
+
+
+def test_plot_draws_each_methods_error_per_profile(small):
+    import matplotlib.pyplot as plt
+
+    fig = small.plot()
+    assert plt.get_fignums() == []
+    top, bottom = fig.axes[:2], fig.axes[2:]
+    assert [ax.get_title() for ax in top] == ["fp64, T = 1000", "fp32, T = 1000"]
+    at = {(e["profile"], e["method"]): e for e in small.point(0.8, 1000)}
+    for row, key in ((top, "cosine_bptt"), (bottom, "cosine")):
+        for ax, profile in zip(row, small.profiles, strict=True):
+            assert ax.get_yscale() == "log"
+            lines = {
+                line.get_label(): line
+                for line in ax.lines
+                if line.get_label() in small.methods
+            }
+            # BPTT against itself would be a cosine of 1: only below
+            expected = [m for m in small.methods if key == "cosine" or m != "bptt"]
+            assert list(lines) == expected
+            for method, line in lines.items():
+                error = max(1.0 - at[profile, method][key], 1e-16)
+                assert list(line.get_ydata()) == [error]
+    assert top[0].get_ylabel() == "1 - cosine with\nBPTT at equal bits"
+
+
+def test_plot_pareto_places_each_method_by_memory_and_error(small):
+    fig = small.plot("pareto", length=50)
+    assert [ax.get_title() for ax in fig.axes] == [
+        "fp64, r_min = 0.8, T = 50",
+        "fp32, r_min = 0.8, T = 50",
+    ]
+    at = {(e["profile"], e["method"]): e for e in small.point(0.8, 50)}
+    for ax, profile in zip(fig.axes, small.profiles, strict=True):
+        points = {
+            line.get_label(): line
+            for line in ax.lines
+            if line.get_label() in small.methods
+        }
+        assert list(points) == small.methods
+        for method, point in points.items():
+            e = at[profile, method]
+            cosine = e["cosine"] if method == "bptt" else e["cosine_bptt"]
+            assert list(point.get_xdata()) == [e["learner_bytes"]]
+            assert list(point.get_ydata()) == [max(1.0 - cosine, 1e-16)]
+    with pytest.raises(ValueError, match="kind must be one of 'errors', 'pareto'"):
+        small.plot("front")

@@ -66,6 +66,29 @@ def test_recommended_formats_meet_the_target_and_one_bit_fewer_does_not(fp8_erro
     )
 
 
+def test_plot_draws_every_candidate_against_the_target_and_ceiling(fp8_errors):
+    import matplotlib.pyplot as plt
+
+    _, _, result = fp8_errors
+    (ax,) = result.plot().axes
+    assert plt.get_fignums() == []
+    assert ax.get_xlabel() == "extra fraction bits on FPTT's errors and P"
+    lines = {line.get_label(): line for line in ax.lines}
+    trials = sorted(result.trials, key=lambda t: t.extra_bits)
+    exact = lines["against exact BPTT"]
+    device = lines["against BPTT on the device"]
+    for line, key in ((exact, "exact_cosine"), (device, "bptt_cosine")):
+        assert list(line.get_xdata()) == [t.extra_bits for t in trials]
+        assert list(line.get_ydata()) == [getattr(t, key) for t in trials]
+    # the cosine the target was asked against is drawn solid
+    assert (exact.get_linestyle(), device.get_linestyle()) == ("-", ":")
+    assert list(lines["target 0.99"].get_ydata()) == [0.99, 0.99]
+    (ceiling,) = [line for name, line in lines.items() if name.startswith("ceiling")]
+    assert list(ceiling.get_ydata()) == [result.ceiling] * 2
+    chosen = lines[f"chosen: +{result.extra_bits} bits"]
+    assert list(chosen.get_xdata()) == [result.extra_bits] * 2
+
+
 def test_no_candidate_that_meets_has_fewer_bits(fp8_errors):
     _, _, result = fp8_errors
     chosen = sum(parse_format(result.formats[q]).bits for q in WIDENED)
@@ -288,3 +311,6 @@ def test_unreachable_result_has_no_formats():
     assert widest.extra_bits == result.max_extra_bits == 52 - 7
     assert widest.exact_cosine < 0.99 and result.ceiling < 0.99
     assert json.loads(result.to_json())["reached"] is False
+    # nothing was chosen, so the figure marks no width
+    (ax,) = result.plot().axes
+    assert not [line for line in ax.lines if line.get_label().startswith("chosen")]

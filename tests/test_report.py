@@ -12,6 +12,7 @@ from fpttsim.progress import Progress
 from fpttsim.report import (
     plot_learning_curve,
     versions,
+    write_figure,
     write_metrics_csv,
     write_result_json,
 )
@@ -120,9 +121,19 @@ def test_learning_curve_png(tmp_path):
         for i in range(40)
     ]
     rows.append({"step": 40})
-    path = plot_learning_curve(
-        tmp_path / "out", rows, title="copy, FPTT", secondary="accuracy"
-    )
+    fig = plot_learning_curve(rows, title="copy, FPTT", secondary="accuracy")
+    left, right = fig.axes
+    assert left.get_title() == "copy, FPTT"
+    # every loss is positive: a log axis
+    assert left.get_yscale() == "log"
+    (loss,) = left.lines
+    # the last row has no loss and is left out
+    np.testing.assert_array_equal(loss.get_xdata(), range(40))
+    np.testing.assert_array_equal(loss.get_ydata(), [2.0 / (i + 1) for i in range(40)])
+    (accuracy,) = right.lines
+    assert accuracy.get_label() == right.get_ylabel() == "accuracy"
+    assert accuracy.get_linestyle() == "--"
+    path = write_figure(fig, tmp_path / "out" / "learning_curve.png")
     assert path == tmp_path / "out" / "learning_curve.png"
     assert path.read_bytes().startswith(PNG_SIGNATURE)
     assert plt.get_fignums() == []
@@ -133,7 +144,12 @@ def test_learning_curve_negative_and_missing_values(tmp_path):
 
     # Not all positive: linear scale; a metric with no values still plots.
     rows = [{"step": i, "delta": math.sin(i)} for i in range(10)]
-    path = plot_learning_curve(tmp_path, rows, title="t", y="delta", secondary="acc")
+    fig = plot_learning_curve(rows, title="t", y="delta", secondary="acc")
+    left, right = fig.axes
+    assert left.get_yscale() == "linear"
+    np.testing.assert_array_equal(left.lines[0].get_ydata(), [r["delta"] for r in rows])
+    assert len(right.lines[0].get_xdata()) == 0
+    path = write_figure(fig, tmp_path / "learning_curve.png")
     assert path.read_bytes().startswith(PNG_SIGNATURE)
     assert plt.get_fignums() == []
 
@@ -142,7 +158,7 @@ def test_atomic_writes_leave_only_outputs(tmp_path):
     rows = [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.25}]
     write_result_json(tmp_path, {"ok": True})
     write_metrics_csv(tmp_path, rows)
-    plot_learning_curve(tmp_path, rows, title="t")
+    write_figure(plot_learning_curve(rows, title="t"), tmp_path / "learning_curve.png")
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["learning_curve.png", "metrics.csv", "result.json"]
 

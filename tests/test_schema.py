@@ -1,8 +1,8 @@
 """JSON Schemas for editors: generated from the models, shipped, and usable.
 
 The shipped files must equal what the code generates, and every shipped
-scenario and profile must validate against them, while files the loader
-refuses for an unknown key or a bad value must fail them too.
+scenario, profile and sweep file must validate against them, while files the
+loader refuses for an unknown key or a bad value must fail them too.
 """
 
 import json
@@ -14,13 +14,24 @@ import pytest
 import fpttsim
 from fpttsim.cli import main
 from fpttsim.config._yaml import read_yaml_file
-from fpttsim.config.schema import json_schema, schema_text
+from fpttsim.config.schema import KINDS, json_schema, schema_text
+from fpttsim.sweeps import load_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDERS = {"scenario": "scenarios", "profile": "hardware_profiles"}
+FOLDERS = {
+    "scenario": "scenarios",
+    "profile": "hardware_profiles",
+    "sweep": "scenarios/sweeps",
+}
 
 
-@pytest.mark.parametrize("kind", ["scenario", "profile"])
+def test_every_kind_has_a_schema_and_a_folder_of_examples():
+    assert set(FOLDERS) == set(KINDS)
+    shipped = {path.name for path in (ROOT / "schemas").glob("*.schema.json")}
+    assert shipped == {f"{kind}.schema.json" for kind in KINDS}
+
+
+@pytest.mark.parametrize("kind", list(FOLDERS))
 def test_shipped_schemas_are_the_generated_ones(kind):
     shipped = (ROOT / "schemas" / f"{kind}.schema.json").read_text()
     assert shipped == schema_text(kind), (
@@ -35,7 +46,7 @@ def validator(kind):
     return jsonschema.Draft202012Validator(schema)
 
 
-@pytest.mark.parametrize("kind", ["scenario", "profile"])
+@pytest.mark.parametrize("kind", list(FOLDERS))
 def test_every_shipped_file_validates(kind):
     check = validator(kind)
     files = sorted((ROOT / FOLDERS[kind]).glob("*.yaml"))
@@ -69,3 +80,31 @@ def test_command_line_prints_the_schema(capsys):
     assert main(["schema", "profile"]) == 0
     assert json.loads(capsys.readouterr().out) == json_schema("profile")
     assert fpttsim.schema("scenario")["title"] == "fpttsim scenario"
+
+
+def test_the_sweep_schema_refuses_what_the_loader_refuses(tmp_path):
+    shipped = ROOT / "scenarios" / "sweeps" / "smoke.yaml"
+    sweep = read_yaml_file(shipped).data
+    check = validator("sweep")
+    assert check.is_valid(sweep)
+    for bad in (
+        {**sweep, "seed": 3},  # the key is `seeds`
+        {**sweep, "command": "train"},
+        {**sweep, "seeds": 0},
+        {**sweep, "grid": {"learning.lr": []}},
+    ):
+        assert not check.is_valid(bad), bad
+        # the loader agrees with the schema on each of them
+        path = tmp_path / "bad.yaml"
+        path.write_text(json.dumps({**bad, "base": "quickstart"}))
+        with pytest.raises(fpttsim.ConfigError):
+            load_sweep(path)
+
+
+def test_command_line_prints_the_sweep_schema(capsys):
+    assert main(["schema", "sweep"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == schema_text("sweep")
+    assert json.loads(printed)["title"] == "fpttsim sweep"
+    assert set(json.loads(printed)["properties"]) >= {"base", "grid", "zip", "seeds"}
+    assert fpttsim.schema("sweep") == json_schema("sweep")

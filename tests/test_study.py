@@ -143,3 +143,50 @@ def test_python_api_writes_when_given_a_folder(tmp_path):
     )
     assert result.rows[0]["cosine"] > 0.999
     assert (tmp_path / "gradient_quality.png").exists()
+
+
+def test_plot_draws_each_lengths_median_cosine_per_profile(small):
+    import matplotlib.pyplot as plt
+
+    fig = small.plot()
+    assert plt.get_fignums() == []
+    assert [ax.get_title() for ax in fig.axes] == list(small.profiles)
+    for ax, profile in zip(fig.axes, small.profiles, strict=True):
+        assert ax.get_xlabel() == "r_min"
+        curves = [line for line in ax.lines if line.get_label().startswith("T = ")]
+        assert [c.get_label() for c in curves] == ["T = 10", "T = 300"]
+        for curve, length in zip(curves, small.lengths, strict=True):
+            # the median of the two seeds' cosines at each r_min, in order
+            expected = [
+                np.median(
+                    [
+                        r["cosine"]
+                        for r in small.rows
+                        if (r["profile"], r["r_min"], r["length"])
+                        == (profile, r_min, length)
+                    ]
+                )
+                for r_min in small.r_min
+            ]
+            np.testing.assert_array_equal(curve.get_ydata(), expected)
+        (threshold,) = [line for line in ax.lines if line not in curves]
+        assert list(threshold.get_ydata()) == [small.threshold] * 2
+
+
+def test_plot_heatmaps_hold_the_median_cosine(small):
+    fig = small.plot("heatmaps")
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    # one panel per profile, and the shared colour bar
+    assert [ax.get_title() for ax in panels] == list(small.profiles)
+    assert len(fig.axes) == len(panels) + 1
+    for ax, profile in zip(panels, small.profiles, strict=True):
+        (image,) = ax.get_images()
+        grid = image.get_array()
+        assert grid.shape == (len(small.lengths), len(small.r_min))
+        for e in small.summary():
+            if e["profile"] == profile:
+                i = small.lengths.index(e["length"])
+                j = small.r_min.index(e["r_min"])
+                assert grid[i, j] == e["cosine"]
+    with pytest.raises(ValueError, match="kind must be one of 'cosine', 'heatmaps'"):
+        small.plot("lines")

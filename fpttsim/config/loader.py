@@ -648,6 +648,19 @@ def load_scenario(
     ConfigError
         When the file is missing or not valid YAML, an override names a key
         the schema does not have (file ``"--set"``), or a value is not valid.
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> scenario = fpttsim.load_scenario(
+    ...     "quickstart", ["learning.algorithm=bptt", "task.length=20"])
+    >>> scenario.learning.algorithm, scenario.task.length
+    ('bptt', 20)
+    >>> try:
+    ...     fpttsim.load_scenario("quickstart", {"model.hiden": 16})
+    ... except fpttsim.ConfigError as error:
+    ...     print(error.message.split(";")[0])
+    unknown key 'hiden'
     """
     path, reason = _locate("scenarios", path_or_name, None)
     if path is None:
@@ -689,6 +702,13 @@ def load_profile(path_or_name: str | os.PathLike[str]) -> Profile:
     ------
     ConfigError
         When the file is missing or not valid YAML, or a value is not valid.
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> profile = fpttsim.load_profile("bf16-systolic")
+    >>> profile.format_of("weights").format, profile.format_of("accumulator").format
+    ('bf16', 'fp32')
     """
     path, reason = _locate("hardware_profiles", path_or_name, None)
     if path is None:

@@ -374,6 +374,13 @@ class Profile(BaseModel):
         Arithmetic throughput.
     energy
         Energy per operation and per byte.
+
+    Examples
+    --------
+    >>> import fpttsim
+    >>> profile = fpttsim.load_profile("cortex-m4f")
+    >>> profile.memory.working_bytes, profile.format_of("error").format
+    (196608, 'fp32')
     """
 
     model_config = _SECTION

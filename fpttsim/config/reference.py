@@ -8,11 +8,10 @@ root with::
     python -m fpttsim.config.reference
 
 A key's type, default and allowed values come from its JSON Schema (the one
-``fpttsim schema scenario|profile`` prints; for sweep files, the schema of
-:class:`fpttsim.sweeps.SweepSpec`). Its meaning comes from the ``Parameters``
-section of its model's docstring, which the schema carries as the
-``description`` of the section; a key without one is an error here, so that
-the references cannot silently leave a key unexplained.
+``fpttsim schema scenario|profile|sweep`` prints). Its meaning comes from the
+``Parameters`` section of its model's docstring, which the schema carries as
+the ``description`` of the section; a key without one is an error here, so
+that the references cannot silently leave a key unexplained.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fpttsim.config.schema import KINDS, json_schema
+from fpttsim.config.schema import KINDS, json_schema, model_of
 
 FOLDER = "docs"
 """Where the references live, relative to the repository's root."""
@@ -60,10 +59,6 @@ EXTRA_MEANINGS = {
     },
 }
 
-_SWEEP_SUMMARY = (
-    "An fpttsim sweep file: a base scenario, axes over its keys, the metrics "
-    "to collect."
-)
 _NULL = {"type": "null"}
 
 
@@ -77,17 +72,9 @@ class _Document:
 
 
 def _document(kind: str) -> _Document:
-    if kind == "sweep":
-        # Imported here: sweeps import the loader, which imports this package.
-        from fpttsim.sweeps.spec import SweepSpec
-
-        schema = SweepSpec.model_json_schema()
-        source = "the JSON Schema of the sweep file's model, `SweepSpec`"
-        return _Document(kind, _SWEEP_SUMMARY, source, schema, schema["description"])
-    model, summary = KINDS[kind]
     source = f"the JSON Schema that `fpttsim schema {kind}` prints"
-    root = model.model_json_schema()["description"]
-    return _Document(kind, summary, source, json_schema(kind), root)
+    root = model_of(kind).model_json_schema()["description"]
+    return _Document(kind, KINDS[kind], source, json_schema(kind), root)
 
 
 # --- docstrings ---------------------------------------------------------------------

@@ -688,6 +688,23 @@ class Scenario(_Loaded):
     -----
     Two scenarios are equal when their fields are equal, wherever they were
     loaded from.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> import fpttsim
+    >>> scenario = fpttsim.load_scenario("quickstart", {"model.hidden": 16})
+    >>> scenario.model.cell, scenario.model.hidden, scenario.task.length
+    ('lru', 16, 50)
+    >>> file, line = scenario.where("model.cell")
+    >>> Path(file).name, line > 0
+    ('quickstart.yaml', True)
+    >>> scenario.where("model.hidden")
+    ('--set', None)
+    >>> scenario.resolve_profile().name
+    'fp64-reference'
+    >>> scenario == fpttsim.load_scenario("quickstart", ["model.hidden=16"])
+    True
     """
 
     model_config = _SECTION

@@ -1,28 +1,51 @@
 """JSON Schemas of the YAML files users write, generated from the models.
 
 Editors that speak the YAML language server's protocol (VS Code's YAML
-extension, Neovim, JetBrains IDEs) complete and check a scenario or a
-profile against these; ``schemas/`` in the repository holds them, kept equal
-to what this module generates by a test.
+extension, Neovim, JetBrains IDEs) complete and check a scenario, a profile
+or a sweep file against these; ``schemas/`` in the repository holds them,
+kept equal to what this module generates by a test.
 """
 
 from __future__ import annotations
 
 import json
 
+from pydantic import BaseModel
+
 from fpttsim.config.profile import Profile
 from fpttsim.config.scenario import Scenario
 
 KINDS = {
-    "scenario": (Scenario, "An fpttsim scenario: task, model, learning, training."),
-    "profile": (
-        Profile,
-        "An fpttsim hardware profile: number formats, memories, throughput, energy.",
-    ),
+    "scenario": "An fpttsim scenario: task, model, learning, training.",
+    "profile": "An fpttsim hardware profile: number formats, memories, "
+    "throughput, energy.",
+    "sweep": "An fpttsim sweep file: a base scenario, axes over its keys, the "
+    "metrics to collect.",
 }
-"""The files that have a schema, with their models and descriptions."""
+"""The files that have a schema, with their descriptions."""
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def model_of(kind: str) -> type[BaseModel]:
+    """The validation model of a kind of file (see :data:`KINDS`).
+
+    Raises
+    ------
+    ValueError
+        When ``kind`` has no schema.
+    """
+    if kind == "scenario":
+        return Scenario
+    if kind == "profile":
+        return Profile
+    if kind == "sweep":
+        # Imported here: the sweeps package sits above the configuration
+        # and imports its loader.
+        from fpttsim.sweeps.spec import SweepSpec
+
+        return SweepSpec
+    raise ValueError(f"no schema for {kind!r}; there are {', '.join(KINDS)}")
 
 
 def json_schema(kind: str) -> dict:
@@ -31,7 +54,7 @@ def json_schema(kind: str) -> dict:
     Parameters
     ----------
     kind
-        ``"scenario"`` or ``"profile"``.
+        ``"scenario"``, ``"profile"`` or ``"sweep"``.
 
     Returns
     -------
@@ -43,14 +66,11 @@ def json_schema(kind: str) -> dict:
     ValueError
         When ``kind`` has no schema.
     """
-    if kind not in KINDS:
-        raise ValueError(f"no schema for {kind!r}; there are {', '.join(KINDS)}")
-    model, description = KINDS[kind]
-    schema = model.model_json_schema()
+    schema = model_of(kind).model_json_schema()
     return {
         "$schema": DRAFT,
         "title": f"fpttsim {kind}",
-        "description": description,
+        "description": KINDS[kind],
         **{k: v for k, v in schema.items() if k not in ("title", "description")},
     }
 

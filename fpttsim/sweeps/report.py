@@ -61,7 +61,7 @@ def sweep_report(
     -------
     list of Path
     """
-    from fpttsim.report import _figure, _save, panel_figure, write_table
+    from fpttsim.report import _figure, panel_figure, write_figure, write_table
 
     out = Path(out)
     plan = _plan(out)
@@ -167,7 +167,7 @@ def sweep_report(
     axes[0].set_ylabel(metric)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{plan['name']}: {metric} (mean, band over seeds)")
-    written.append(_save(fig, out / "report_lines.png"))
+    written.append(write_figure(fig, out / "report_lines.png"))
 
     if lines is not None:
         grid = np.full((len(series), len(xs)), np.nan)
@@ -192,5 +192,5 @@ def sweep_report(
         ax.set_ylabel(lines)
         ax.set_title(f"{plan['name']}: mean {metric}")
         fig.colorbar(image, ax=ax)
-        written.append(_save(fig, out / "report_heatmap.png"))
+        written.append(write_figure(fig, out / "report_heatmap.png"))
     return written

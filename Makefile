@@ -19,13 +19,13 @@ demo: $(STAMP)
 	$(BIN)/fpttsim run quickstart
 
 test: $(STAMP)
-	$(BIN)/ruff format --check fpttsim tests
-	$(BIN)/ruff check fpttsim tests
+	$(BIN)/ruff format --check fpttsim tests docs
+	$(BIN)/ruff check fpttsim tests docs
 	$(BIN)/python -m pytest -q
 
 format: $(STAMP)
-	$(BIN)/ruff format fpttsim tests
-	$(BIN)/ruff check --fix fpttsim tests
+	$(BIN)/ruff format fpttsim tests docs
+	$(BIN)/ruff check --fix fpttsim tests docs
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (lava-nc needs it); install it or pass PYTHON310=/path/to/python3.10" >&2; exit 2; }

@@ -19,6 +19,12 @@ How the pages are read (the docs follow these conventions):
 - Commands that must not run here (a cluster's) are in blocks of another
   language (``bash``, ``python``), which are not collected.
 
+The README's ``console`` blocks (its tour) are read the same way. Its
+commands run from the repository's root, as the README says, so its empty
+working directory links the repository's ``scenarios/`` folder, which they
+read by path; indented blocks (the reference's usage lines) are not
+collected.
+
 To keep the suite fast the test adds ``--workers 1`` to studies and sweeps
 that do not choose their workers: studies then run in this process.
 """
@@ -39,6 +45,23 @@ from fpttsim.config.schema import json_schema
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
+README = ROOT / "README.md"
+
+# Folders of the repository a page's commands read by path (see above).
+FROM_ROOT = {README.name: ["scenarios"]}
+
+# What the README's tour shows, one subcommand at least each.
+TOUR = {
+    "scenarios",
+    "profiles",
+    "run",
+    "gradcheck",
+    "budget",
+    "study",
+    "recommend",
+    "sweep",
+    "export-nir",
+}
 
 # Options the test adds to commands that do not give them (see above).
 SHORT = {"study": ["--workers", "1"], "sweep": ["--workers", "1"]}
@@ -162,9 +185,11 @@ PAGES_WITH_COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize("page", PAGES_WITH_COMMANDS, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [*PAGES_WITH_COMMANDS, README], ids=lambda p: p.name)
 def test_every_command_in_the_docs_runs(page, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    for folder in FROM_ROOT.get(page.name, []):
+        (tmp_path / folder).symlink_to(ROOT / folder, target_is_directory=True)
     for block in blocks(page):
         if block.file:
             (tmp_path / block.file).write_text(block.text, encoding="utf-8")
@@ -187,6 +212,43 @@ def test_the_docs_run_fpttsim_commands():
         for block in blocks(page):
             if block.language == "console":
                 assert commands(block), f"{page.name}:{block.line}: no command"
+
+
+def _section(text: str, heading: str) -> tuple[int, str]:
+    """The line a ``## heading`` starts on, and its text up to the next one."""
+    start = text.index(f"\n## {heading}\n") + 1
+    end = text.find("\n## ", start)
+    return text.count("\n", 0, start) + 1, text[start : end if end >= 0 else None]
+
+
+def test_every_command_of_the_readme_s_tour_is_run():
+    # A tour command outside a console block would be shown but never run.
+    text = README.read_text(encoding="utf-8")
+    first, tour = _section(text, "A 5-minute tour")
+    last = first + tour.count("\n")
+    shown = [
+        line.strip()
+        for line in tour.splitlines()
+        if line.strip().startswith("$ fpttsim")
+    ]
+    run = [
+        command
+        for block in blocks(README)
+        if block.language == "console" and first <= block.line <= last
+        for command in commands(block)
+    ]
+    assert len(run) == len(shown) >= len(TOUR)
+    assert {argv_of(command)[0] for command in run} == TOUR
+
+
+def test_the_figures_the_docs_show_exist():
+    shown = 0
+    for page in [README, *PAGES]:
+        text = _FENCE.sub("", page.read_text(encoding="utf-8"))
+        for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text):
+            shown += 1
+            assert (page.parent / target).is_file(), f"{page.name}: no {target}"
+    assert shown >= 4
 
 
 def test_the_references_are_the_generated_ones():

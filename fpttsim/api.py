@@ -457,11 +457,11 @@ def gradient_quality(
     >>> [round(e["cosine"], 2) for e in result.summary()]
     [1.0, 1.0, 1.0, 1.0]
     """
-    if not isinstance(overrides, Mapping):
-        overrides = parse_overrides(overrides)
-    result = _gradient_quality(
+    return _grid_study(
+        _gradient_quality,
         scenario,
-        dict(overrides),
+        overrides,
+        out,
         r_min=r_min,
         lengths=lengths,
         profiles=profiles,
@@ -469,9 +469,6 @@ def gradient_quality(
         threshold=threshold,
         workers=workers,
     )
-    if out is not None:
-        result.write(out)
-    return result
 
 
 def fptt_methods(
@@ -526,11 +523,11 @@ def fptt_methods(
     >>> cosine["segments:4"] > 0.9999 > cosine["plain"]
     True
     """
-    if not isinstance(overrides, Mapping):
-        overrides = parse_overrides(overrides)
-    result = _methods.fptt_methods(
+    return _grid_study(
+        _methods.fptt_methods,
         scenario,
-        dict(overrides),
+        overrides,
+        out,
         methods=methods,
         r_min=r_min,
         lengths=lengths,
@@ -538,6 +535,13 @@ def fptt_methods(
         seeds=seeds,
         workers=workers,
     )
+
+
+def _grid_study(study, scenario, overrides, out, **grid):
+    """Run ``study`` on its grid; write its outputs into ``out`` when given."""
+    if not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides)
+    result = study(scenario, dict(overrides), **grid)
     if out is not None:
         result.write(out)
     return result

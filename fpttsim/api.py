@@ -12,6 +12,7 @@ from typing import Any
 
 from fpttsim import methods as _methods
 from fpttsim import report
+from fpttsim import study as _study
 from fpttsim.budget import BudgetResult
 from fpttsim.budget import budget as _budget
 from fpttsim.config import (
@@ -415,11 +416,11 @@ def gradient_quality(
     scenario: str | os.PathLike = "quickstart",
     overrides: Mapping[str, Any] | Sequence[str] = (),
     *,
-    r_min: Sequence[float] = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 0.999),
-    lengths: Sequence[int] = (10, 100, 1000),
-    profiles: Sequence[str] = ("fp64", "fp32", "bf16", "fixed32.16"),
-    seeds: int = 3,
-    threshold: float = 0.99,
+    r_min: Sequence[float] = _study.DEFAULT_R_MIN,
+    lengths: Sequence[int] = _study.DEFAULT_LENGTHS,
+    profiles: Sequence[str] = _study.DEFAULT_PROFILES,
+    seeds: int = _study.DEFAULT_SEEDS,
+    threshold: float = _study.DEFAULT_THRESHOLD,
     workers: int | None = None,
     out: str | os.PathLike | None = None,
 ) -> StudyResult:

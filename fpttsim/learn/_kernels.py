@@ -409,21 +409,50 @@ def fptt_segmented(
             if not probing:
                 delta_peak = max(delta_peak, seg_peak)
                 break
-            if not rel <= best:
-                # the last Newton step did harm (or the residual is not
-                # finite): the segment runs from the best start found
-                start = best_start.copy()
-                probing = False
-                continue
-            best = rel
-            best_start[:] = start
-            probing = attempts < refine and rel > tol
-            if probing:
-                jacobian.prod_apply(ar, kind, jac_prods[k], r, fix)
-                start = _difference(ar, start, fix)
-                attempts += 1
+            best, attempts, probing = refine_step(
+                ar,
+                kind,
+                jac_prods[k],
+                r,
+                rel,
+                start,
+                best_start,
+                best,
+                attempts,
+                refine,
+                tol,
+                fix,
+            )
         worst = max(worst, rel)
     return 0, steps, worst, delta_peak, warmup_peak
+
+
+@kernel
+def refine_step(
+    ar, kind, jac_prod, r, rel, start, best_start, best, attempts, refine, tol, fix
+):
+    """Refinement's decision after probing a segment from ``start``.
+
+    ``r`` is the probe's end residual, ``rel`` its size relative to the
+    boundary error, ``best`` the smallest one met so far (from
+    ``best_start``). A probe that did not improve on it (or whose residual
+    is not finite) undoes the last Newton step: ``start`` goes back to
+    ``best_start``. Otherwise ``start`` becomes the best, and while steps
+    are left and ``rel > tol`` the Newton step ``start <- start - P r``
+    follows, to be probed in turn. Updates ``start`` and ``best_start`` in
+    place; returns ``(best, attempts, probing)``, with ``probing`` False
+    when the segment is to run for real from ``start``. Both schedules
+    call it, so that they refine alike.
+    """
+    if not rel <= best:
+        start[:] = best_start
+        return best, attempts, False
+    best_start[:] = start
+    if attempts < refine and rel > tol:
+        jacobian.prod_apply(ar, kind, jac_prod, r, fix)
+        start[:] = _difference(ar, start, fix)
+        return rel, attempts + 1, True
+    return rel, attempts, False
 
 
 @kernel

@@ -470,19 +470,22 @@ def window(
             rel = _norm(r) / norm if norm > 0 else 0.0
             stats[fe, ERROR_STEPS] += bounds[seg + 1] - bounds[seg]
             if probing:
+                # the start is stored back: later passes restart from it
                 start = delta0[fe] if seg == 0 else boundary[fe, seg - 1]
-                if not rel <= best:
-                    # the last Newton step did harm: back to the best start
-                    start[:] = best_start
-                    probing = False
-                else:
-                    best = rel
-                    best_start[:] = start
-                    probing = attempts < refine and rel > tol
-                    if probing:
-                        jacobian.prod_apply(ar, kind, jac_prod[fe, seg], r, fix)
-                        start[:] = _kernels._difference(ar, start, fix)
-                        attempts += 1
+                best, attempts, probing = _kernels.refine_step(
+                    ar,
+                    kind,
+                    jac_prod[fe, seg],
+                    r,
+                    rel,
+                    start,
+                    best_start,
+                    best,
+                    attempts,
+                    refine,
+                    tol,
+                    fix,
+                )
                 # again from the segment's start: a probe, or the real run
                 t = bounds[seg]
                 h[:] = keep_state

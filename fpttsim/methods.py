@@ -31,13 +31,19 @@ from fpttsim.config import Profile, load_scenario
 from fpttsim.config.profile import QuantityFormats
 from fpttsim.config.scenario import FpttConfig
 from fpttsim.device.memory import plan
-from fpttsim.errors import ConfigError, NumericalError
+from fpttsim.errors import ConfigError
 from fpttsim.experiment import prepare
-from fpttsim.learn.engine import window_gradient
 from fpttsim.numerics.arithmetic import Arithmetic
 from fpttsim.numerics.codes import WEIGHTS
 from fpttsim.numerics.formats import parse_format
-from fpttsim.precision import _device_window, cosine, windows_at, zero_if_nan
+from fpttsim.precision import (
+    _device_window,
+    bptt_references,
+    cosine,
+    fptt_gradient,
+    windows_at,
+    zero_if_nan,
+)
 from fpttsim.study import GridOutputs, check_grid, run_grid, study_profile
 
 DEFAULT_METHODS = (
@@ -269,14 +275,6 @@ class MethodsResult(GridOutputs):
         }
 
 
-def _fptt(net, theta, window, arith, fptt):
-    try:
-        found = window_gradient(net, theta, window, "fptt", arithmetic=arith, fptt=fptt)
-    except NumericalError:
-        return None
-    return found
-
-
 def _point_rows(task) -> list[dict]:
     """Every profile, length and method for one ``r_min`` and seed."""
     scenario_ref, overrides, r_min, seed, lengths, profiles, methods = task
@@ -295,8 +293,7 @@ def _point_rows(task) -> list[dict]:
             # every method sees the device's weights and inputs, stored once
             theta = arith.round_blocks(WEIGHTS, experiment.theta, net.stored_weights())
             window = _device_window(arith, raw)
-            exact = window_gradient(net, theta, window, "bptt").grad
-            bptt = window_gradient(net, theta, window, "bptt", arithmetic=arith).grad
+            exact, bptt = bptt_references(net, theta, window, arith)
             base = {"profile": name, "r_min": r_min, "length": length, "seed": seed}
             rows.append(
                 {
@@ -314,7 +311,7 @@ def _point_rows(task) -> list[dict]:
             )
             for method in methods:
                 used = method.profile(profile)
-                found = _fptt(
+                found = fptt_gradient(
                     net, theta, window, Arithmetic.from_profile(used, seed), method.fptt
                 )
                 grad = np.full(net.size, np.nan) if found is None else found.grad

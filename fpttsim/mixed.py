@@ -63,7 +63,14 @@ from fpttsim.config import Profile
 from fpttsim.config.profile import QuantityFormat, QuantityFormats
 from fpttsim.experiment import prepare
 from fpttsim.numerics.formats import NAMED_FORMATS, NumberFormat, parse_format
-from fpttsim.precision import compare, median_cosine, on_device, windows_at
+from fpttsim.precision import (
+    _device_window,
+    bptt_references,
+    compare,
+    median_cosine,
+    on_device,
+    windows_at,
+)
 
 QUANTITIES = ("error", "jacobian_product")
 """The quantities widened: FPTT's errors ``delta`` and its Jacobian product."""
@@ -613,6 +620,23 @@ class _Trials:
         self.on_trial = on_trial
         self.done: dict[tuple, Trial] = {}
         self.ceiling = math.nan  # BPTT on the device; known after a first run
+        self._bptt: list | None = None
+
+    def _references(self) -> list:
+        """Exact BPTT's and the device's BPTT gradients per window, once.
+
+        Widening the errors and Jacobian product leaves the weights' and
+        inputs' formats, and so both references, as they are: every
+        candidate is compared with the same ones.
+        """
+        if self._bptt is None:
+            net, theta = self.experiment.net, self.experiment.theta
+            device, _, stored = on_device(net, theta, self.profile, self.scenario.seed)
+            self._bptt = [
+                bptt_references(net, stored, _device_window(device, raw), device)
+                for raw in self.windows
+            ]
+        return self._bptt
 
     def run(self, family: dict, k: int) -> Trial:
         """The candidate of ``family`` at ``k`` extra bits, simulated once."""
@@ -624,11 +648,10 @@ class _Trials:
         seed = self.scenario.seed
         widened = widened_profile(self.profile, formats)
         arith, own, stored = on_device(net, theta, widened, seed)
-        device, _, _ = on_device(net, theta, self.profile, seed)
         fptt = self.scenario.learning.fptt
         found = [
-            compare(net, stored, raw, arith, own, fptt, bptt_arith=device)
-            for raw in self.windows
+            compare(net, stored, raw, arith, own, fptt, references=references)
+            for raw, references in zip(self.windows, self._references(), strict=True)
         ]
         self.ceiling = median_cosine([c.bptt for c in found])
         exact = median_cosine([c.whole for c in found])

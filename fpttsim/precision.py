@@ -850,15 +850,22 @@ class Comparison:
     against_bptt: float
 
 
-def _fptt(net, theta, window, arith, fptt):
+def fptt_gradient(net, theta, window, arith, fptt=None):
+    """FPTT on one window in ``arith``, or None when a Jacobian was singular."""
     try:
         return window_gradient(net, theta, window, "fptt", arithmetic=arith, fptt=fptt)
     except NumericalError:
         return None
 
 
+def bptt_references(net, theta, window, arith) -> tuple[np.ndarray, np.ndarray]:
+    """Exact BPTT's gradient on a device window, and BPTT's in ``arith``."""
+    exact = window_gradient(net, theta, window, "bptt").grad
+    return exact, window_gradient(net, theta, window, "bptt", arithmetic=arith).grad
+
+
 def compare(
-    net, theta, raw, arith, own_arith, fptt=None, bptt_arith=None
+    net, theta, raw, arith, own_arith, fptt=None, bptt_arith=None, references=None
 ) -> Comparison:
     """FPTT and BPTT on one window against exact BPTT on the same numbers.
 
@@ -867,14 +874,17 @@ def compare(
     ``gradcheck``, sees what the device sees. ``bptt_arith`` runs BPTT in
     another arithmetic than FPTT's (default ``arith``), one with the same
     weight and input formats: the device's own, when FPTT's errors and
-    Jacobian product are widened (:mod:`fpttsim.mixed`).
+    Jacobian product are widened (:mod:`fpttsim.mixed`). ``references`` are
+    :func:`bptt_references` on this window, when the caller compares several
+    FPTTs against the same ones.
     """
     window = _device_window(arith, raw)
-    reference = window_gradient(net, theta, window, "bptt").grad
-    bptt_arith = arith if bptt_arith is None else bptt_arith
-    bptt = window_gradient(net, theta, window, "bptt", arithmetic=bptt_arith).grad
-    whole = _fptt(net, theta, window, arith, fptt)
-    own = _fptt(net, theta, window, own_arith, fptt)
+    if references is None:
+        bptt_arith = arith if bptt_arith is None else bptt_arith
+        references = bptt_references(net, theta, window, bptt_arith)
+    reference, bptt = references
+    whole = fptt_gradient(net, theta, window, arith, fptt)
+    own = fptt_gradient(net, theta, window, own_arith, fptt)
     broken = np.full(net.size, np.nan)
     whole_grad = broken if whole is None else whole.grad
     own_grad = broken if own is None else own.grad
